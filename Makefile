@@ -1,0 +1,65 @@
+# tidepool: a PostgreSQL connection pooler. `make`, `make test`, `make static`, `make format`.
+CC ?= cc
+PKGS := libevent openssl
+CSTD := -std=c11 -D_GNU_SOURCE
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter
+OPT ?= -O2 -g
+CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS))
+LIBS_PKG := $(shell pkg-config --libs $(PKGS)) -lpthread
+BUILD ?= build
+PYTHON ?= /usr/bin/python3
+
+ifdef SANITIZE
+OPT := -O1 -g -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
+BUILD := build-san
+endif
+
+CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) $(SANFLAGS) $(CFLAGS_PKG) -Isrc -MMD -MP $(CFLAGS)
+LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
+
+DAEMON_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+DAEMON_OBJ := $(DAEMON_SRC:src/%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/main.o
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
+
+all: $(BUILD)/tidepool tidepool
+
+tidepool: $(BUILD)/tidepool
+	@ln -sf $(BUILD)/tidepool tidepool
+
+$(BUILD)/tidepool: $(MAIN_OBJ) $(DAEMON_OBJ)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_PKG)
+
+$(BUILD)/%.o: src/%.c | $(BUILD)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/unit/%: tests/unit/%.c $(DAEMON_OBJ) | $(BUILD)/unit
+	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(DAEMON_OBJ) $(LDFLAGS_ALL) $(LIBS_PKG)
+
+$(BUILD) $(BUILD)/unit:
+	mkdir -p $@
+
+# A fully static binary (glibc here, musl in the Alpine image).
+static:
+	$(MAKE) BUILD=build-static LDFLAGS="-static" \
+		LIBS_PKG="$$(pkg-config --static --libs $(PKGS)) -lpthread" build-static/tidepool
+
+unit: $(UNIT_BIN)
+	@scripts/unit.sh $(UNIT_BIN)
+
+integration: all
+	TIDEPOOL_BIN=$(CURDIR)/$(BUILD)/tidepool $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test: unit integration
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h
+
+clean:
+	rm -rf build build-san build-static tidepool
+
+.PHONY: all static unit integration test format clean
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/unit/*.d)

@@ -1,0 +1,490 @@
+/* client.c: client connections: startup packet, login, and forwarding queries to a server. */
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "auth.h"
+
+static bool client_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt);
+
+void client_update_log_prefix(Client *c)
+{
+	snprintf(c->log_prefix, sizeof(c->log_prefix), "C-%p: %s/%s@%s:%d ", (void *)c,
+		 c->dbname[0] ? c->dbname : "(nodb)", c->username[0] ? c->username : "(nouser)",
+		 c->addr, c->port);
+}
+
+Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen, bool is_unix)
+{
+	App *app = w->app;
+	Client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	list_init(&c->head);
+	c->w = w;
+	c->id = ++w->next_id;
+	c->is_unix = is_unix;
+	if (sbuf_init(&c->sb, w->base, (uint32_t)app->cf->pkt_buf, client_proto, c) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->sb.startup = true;
+	c->sb.max_packet = (uint32_t)app->cf->max_packet_size;
+	if (is_unix) {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		int pid = 0;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+			pid = cred.pid;
+		snprintf(c->addr, sizeof(c->addr), "unix(%d)", pid);
+		c->port = app->cf->listen_port;
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, c->addr, sizeof(c->addr));
+		c->port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, c->addr, sizeof(c->addr));
+		c->port = ntohs(in6->sin6_port);
+	}
+	c->connect_time = c->request_time = now_usec();
+	/* Our own cancel key: clients never learn a server's backend key. */
+	RAND_bytes((unsigned char *)&c->cancel_pid, sizeof(c->cancel_pid));
+	RAND_bytes((unsigned char *)&c->cancel_key, sizeof(c->cancel_key));
+	client_update_log_prefix(c);
+	w->client_count++;
+	client_set_state(c, CL_LOGIN);
+	if (sbuf_accept(&c->sb, fd, is_unix, app->cf->tcp_keepalive) < 0) {
+		client_close(c, "accept failed");
+		return NULL;
+	}
+	return c;
+}
+
+void client_send_error(Client *c, const char *severity, const char *sqlstate, const char *msg)
+{
+	PktBuf pb;
+	pktbuf_init_fixed(&pb, c->w->scratch, sizeof(c->w->scratch));
+	pktbuf_write_error(&pb, severity, sqlstate, msg);
+	if (!pb.failed)
+		sbuf_send_gen(&c->sb, pb.buf, pb.pos);
+}
+
+void client_send_notice(Client *c, const char *msg)
+{
+	PktBuf pb;
+	pktbuf_init_fixed(&pb, c->w->scratch, sizeof(c->w->scratch));
+	pktbuf_write_notice(&pb, "NOTICE", "00000", msg);
+	if (!pb.failed)
+		sbuf_send_gen(&c->sb, pb.buf, pb.pos);
+}
+
+/* Send a FATAL pooler error, log it (log_pooler_errors) and close. */
+void client_error_close(Client *c, const char *sqlstate, const char *msg)
+{
+	App *app = c->w->app;
+	if (app->cf->log_pooler_errors)
+		log_msg(&app->log, LOG_LEVEL_WARNING, c->log_prefix, "pooler error: %s", msg);
+	client_send_error(c, "FATAL", sqlstate, msg);
+	client_close(c, msg);
+}
+
+void client_close(Client *c, const char *reason)
+{
+	App *app = c->w->app;
+	if (c->state == CL_JUSTFREE || c->state == CL_FREE)
+		return;
+	if (!c->is_cancel && c->auth_step == AUTH_STEP_DONE && app->cf->log_disconnections) {
+		usec_t age = (now_usec() - c->connect_time) / USEC_PER_SEC;
+		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "closing because: %s (age=%llds)",
+			reason, (long long)age);
+	}
+	Server *s = c->link;
+	if (s) {
+		c->link = NULL;
+		s->link = NULL;
+		int mode = pool_mode_of(s->pool, app->cf);
+		if (mode == POOL_MODE_SESSION && s->ready && s->ready_status == 'I' && s->expect_rfq == 0 &&
+		    sbuf_is_empty(&s->sb) && sbuf_is_empty(&c->sb) && !s->close_needed)
+			pool_release_server(s);
+		else
+			server_close(s, "client disconnect while server was not ready");
+	}
+	if (c->counted) {
+		c->counted = false;
+		if (c->db)
+			c->db->client_count--;
+		if (c->user)
+			c->user->client_count--;
+	}
+	sbuf_close(&c->sb);
+	client_set_state(c, CL_JUSTFREE);
+	c->w->client_count--;
+	pool_schedule_reap(c->w);
+	app_check_shutdown(app);
+}
+
+Client *client_find_by_cancel(Worker *w, uint32_t pid, uint32_t key)
+{
+	List *pi, *ci;
+	LIST_FOREACH(pi, &w->pools)
+	{
+		Pool *p = LIST_CONTAINER(pi, Pool, head);
+		LIST_FOREACH(ci, &p->active_clients)
+		{
+			Client *c = LIST_CONTAINER(ci, Client, head);
+			if (c->cancel_pid == pid && c->cancel_key == key)
+				return c;
+		}
+		LIST_FOREACH(ci, &p->waiting_clients)
+		{
+			Client *c = LIST_CONTAINER(ci, Client, head);
+			if (c->cancel_pid == pid && c->cancel_key == key)
+				return c;
+		}
+	}
+	return NULL;
+}
+
+static bool name_in_list(const char *list, const char *name)
+{
+	if (!list)
+		return false;
+	size_t n = strlen(name);
+	const char *p = list;
+	while (*p) {
+		while (*p == ',' || isspace((unsigned char)*p))
+			p++;
+		const char *start = p;
+		while (*p && *p != ',')
+			p++;
+		const char *end = p;
+		while (end > start && isspace((unsigned char)end[-1]))
+			end--;
+		if ((size_t)(end - start) == n && strncasecmp(start, name, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A CancelRequest: forward it to the backend the client's server connection talks to. */
+static void handle_cancel(Client *c, uint32_t pid, uint32_t key)
+{
+	App *app = c->w->app;
+	c->is_cancel = true;
+	Client *target = client_find_by_cancel(c->w, pid, key);
+	if (!target) {
+		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "cancel request for unknown client");
+	} else if (target->link) {
+		server_launch_cancel(target->link, c);
+	} else {
+		log_msg(&app->log, LOG_LEVEL_DEBUG, c->log_prefix, "cancel request for idle client");
+	}
+	client_close(c, "cancel request");
+}
+
+/* Parse the v3 StartupMessage parameters into the client. */
+static bool handle_startup_params(Client *c, PktReader *r)
+{
+	App *app = c->w->app;
+	char msg[200];
+	while (proto_remaining(r) > 0) {
+		const char *key = proto_get_string(r);
+		if (!key)
+			break;
+		if (!*key)
+			break;
+		const char *val = proto_get_string(r);
+		if (!val)
+			break;
+		if (strcmp(key, "user") == 0) {
+			snprintf(c->username, sizeof(c->username), "%s", val);
+		} else if (strcmp(key, "database") == 0) {
+			snprintf(c->dbname, sizeof(c->dbname), "%s", val);
+		} else if (var_index(c->w, key) >= 0) {
+			var_set(&c->vars, var_index(c->w, key), val);
+		} else if (strcmp(key, "replication") == 0 &&
+			   (strcmp(val, "false") == 0 || strcmp(val, "0") == 0 || strcmp(val, "off") == 0 ||
+			    strcmp(val, "no") == 0)) {
+			/* a plain connection */
+		} else if (name_in_list(app->cf->ignore_startup_parameters, key)) {
+			log_msg(&app->log, LOG_LEVEL_DEBUG, c->log_prefix, "ignoring startup parameter: %s=%s",
+				key, val);
+		} else {
+			snprintf(msg, sizeof(msg), "unsupported startup parameter: %s", key);
+			client_error_close(c, "08P01", msg);
+			return false;
+		}
+	}
+	if (r->err) {
+		client_error_close(c, "08P01", "bad startup packet");
+		return false;
+	}
+	if (!c->username[0]) {
+		client_error_close(c, "08P01", "no username supplied");
+		return false;
+	}
+	if (!c->dbname[0])
+		snprintf(c->dbname, sizeof(c->dbname), "%s", c->username);
+	return true;
+}
+
+static bool handle_startup(Client *c, PktHdr *pkt)
+{
+	App *app = c->w->app;
+	PktReader r;
+	proto_reader_init(&r, pkt);
+	uint32_t code = proto_get_int32(&r);
+	sbuf_prepare_skip(&c->sb, pkt->len);
+	if (code == PROTO_SSL_REQUEST || code == PROTO_GSSENC_REQUEST) {
+		if (pkt->len != 8) {
+			client_error_close(c, "08P01", "bad SSL request");
+			return false;
+		}
+		/* No TLS yet: "N" tells the client to go on in plaintext (or give up). */
+		sbuf_send_gen(&c->sb, "N", 1);
+		return true;
+	}
+	if (code == PROTO_CANCEL_REQUEST) {
+		uint32_t pid = proto_get_int32(&r);
+		uint32_t key = proto_get_int32(&r);
+		if (r.err || pkt->len != 16) {
+			client_close(c, "bad cancel request");
+			return false;
+		}
+		handle_cancel(c, pid, key);
+		return false;
+	}
+	if (code >> 16 != 3) {
+		client_error_close(c, "08P01", "unsupported protocol version");
+		return false;
+	}
+	c->sb.startup = false;
+	if (!handle_startup_params(c, &r))
+		return false;
+	client_update_log_prefix(c);
+	if (app->cf->log_connections)
+		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix,
+			"login attempt: db=%s user=%s tls=no replication=no", c->dbname, c->username);
+	if (app->shutdown != SHUTDOWN_NONE) {
+		client_error_close(c, "08P01", "pooler is shutting down");
+		return false;
+	}
+	if (c->w->client_count > app->cf->max_client_conn) {
+		client_error_close(c, "08P01", "no more connections allowed (max_client_conn)");
+		return false;
+	}
+	c->db = pool_find_database(c->w, c->dbname);
+	c->user = pool_find_user(c->w, c->username);
+	return auth_start(c);
+}
+
+/* Send AuthenticationOk, the pool's server parameters (with the client's own values for the
+ * tracked ones), our cancel key and ReadyForQuery. */
+static bool send_welcome(Client *c)
+{
+	Pool *p = c->pool;
+	Worker *w = c->w;
+	PktBuf pb;
+	pktbuf_init_dynamic(&pb, 1024);
+	pktbuf_write_auth(&pb, 0);
+	for (int i = 0; i < p->welcome.n; i++) {
+		const char *name = p->welcome.names[i];
+		const char *val = p->welcome.values[i];
+		int vi = var_index(w, name);
+		if (vi >= 0) {
+			if (c->vars.value[vi])
+				val = c->vars.value[vi];
+			else
+				var_set(&c->vars, vi, val);
+		}
+		pktbuf_write_param_status(&pb, name, val);
+	}
+	pktbuf_write_backend_key(&pb, c->cancel_pid, c->cancel_key);
+	pktbuf_write_ready(&pb, 'I');
+	int rc = pb.failed ? -1 : sbuf_send_gen(&c->sb, pb.buf, pb.pos);
+	pktbuf_free(&pb);
+	if (rc < 0) {
+		client_close(c, "client send failed");
+		return false;
+	}
+	client_set_state(c, CL_ACTIVE);
+	c->request_time = now_usec();
+	return true;
+}
+
+void client_welcome_ready(Pool *p)
+{
+	List *item, *tmp;
+	LIST_FOREACH_SAFE(item, tmp, &p->waiting_clients)
+	{
+		Client *c = LIST_CONTAINER(item, Client, head);
+		if (c->state == CL_WAITING_LOGIN && send_welcome(c))
+			sbuf_continue(&c->sb);
+	}
+}
+
+bool client_login_done(Client *c)
+{
+	App *app = c->w->app;
+	char msg[200];
+	if (!c->db) {
+		snprintf(msg, sizeof(msg), "no such database: %s", c->dbname);
+		client_error_close(c, "08P01", msg);
+		return false;
+	}
+	if (c->db->disabled) {
+		snprintf(msg, sizeof(msg), "database \"%s\" is disabled", c->dbname);
+		client_error_close(c, "08P01", msg);
+		return false;
+	}
+	User *pool_user = c->user;
+	if (c->db->forced_user)
+		pool_user = pool_get_user(c->w, c->db->forced_user);
+	else if (!pool_user)
+		pool_user = pool_get_user(c->w, c->username);
+	if (!c->user)
+		c->user = pool_get_user(c->w, c->username);
+	int db_max = c->db->max_db_client_connections >= 0 ? c->db->max_db_client_connections
+							   : app->cf->max_db_client_connections;
+	if (db_max > 0 && c->db->client_count >= db_max) {
+		client_error_close(c, "08P01", "client connections exceeded (max_db_client_connections)");
+		return false;
+	}
+	int user_max = c->user->max_user_client_connections >= 0 ? c->user->max_user_client_connections
+								  : app->cf->max_user_client_connections;
+	if (user_max > 0 && c->user->client_count >= user_max) {
+		client_error_close(c, "08P01", "client connections exceeded (max_user_client_connections)");
+		return false;
+	}
+	c->db->client_count++;
+	c->user->client_count++;
+	c->counted = true;
+	c->db->last_used = now_usec();
+	c->pool = pool_get(c->w, c->db, pool_user);
+	if (!c->pool) {
+		client_error_close(c, "08P01", "out of memory");
+		return false;
+	}
+	if (c->pool->welcome.ready)
+		return send_welcome(c);
+	/* The first client of a pool waits until a server has told us its parameters. */
+	client_set_state(c, CL_WAITING_LOGIN);
+	c->wait_start = now_usec();
+	pool_launch_if_needed(c->pool);
+	return false;
+}
+
+/* Called once a server is linked and its parameters match the client's. */
+void client_server_linked(Client *c)
+{
+	sbuf_continue(&c->sb);
+}
+
+/* Count the replies the server owes: one ReadyForQuery per Query, Sync or FunctionCall. */
+static void note_request(Client *c, Server *s, uint8_t type)
+{
+	if (type == 'Q' || type == 'S' || type == 'F') {
+		s->expect_rfq++;
+		if (!s->query_start)
+			s->query_start = now_usec();
+	}
+	s->ready = false;
+}
+
+static bool handle_client_packet(Client *c, PktHdr *pkt)
+{
+	App *app = c->w->app;
+	if (pkt->type == 'X') {
+		sbuf_prepare_skip(&c->sb, pkt->len);
+		client_close(c, "client close request");
+		return false;
+	}
+	if (c->state == CL_WAITING_LOGIN)
+		return false;
+	Server *s = c->link;
+	if (!s) {
+		if (c->state == CL_WAITING)
+			return false;
+		if (c->db->removed) {
+			client_error_close(c, "08P01", "database removed");
+			return false;
+		}
+		if (pkt->type == 'S' || pkt->type == 'H') {
+			/* A lone Sync/Flush outside a transaction: answer it ourselves. */
+			if (pkt->type == 'S') {
+				PktBuf pb;
+				pktbuf_init_fixed(&pb, c->w->scratch, sizeof(c->w->scratch));
+				pktbuf_write_ready(&pb, 'I');
+				sbuf_send_gen(&c->sb, pb.buf, pb.pos);
+			}
+			sbuf_prepare_skip(&c->sb, pkt->len);
+			return true;
+		}
+		c->request_time = now_usec();
+		if (!pool_find_server(c))
+			return false;
+		s = c->link;
+		if (!s)
+			return false;
+		if (server_vars_differ(s, c)) {
+			server_apply_vars(s, c);
+			return false;
+		}
+	}
+	if (s->setting_vars || s->running_internal)
+		return false;
+	note_request(c, s, pkt->type);
+	c->request_time = now_usec();
+	c->db->stats.client_bytes += pkt->len;
+	(void)app;
+	sbuf_prepare_send(&c->sb, &s->sb, pkt->len);
+	return true;
+}
+
+static bool client_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt)
+{
+	Client *c = sb->owner;
+	switch (ev) {
+	case SBUF_EV_RECV_FAILED:
+		client_close(c, c->state == CL_LOGIN && c->sb.startup ? "client unexpected eof"
+								     : "client unexpected eof");
+		return false;
+	case SBUF_EV_SEND_FAILED:
+		client_close(c, "client send failed");
+		return false;
+	case SBUF_EV_BAD_PACKET:
+		client_error_close(c, "08P01", "invalid packet length");
+		return false;
+	case SBUF_EV_FLUSH:
+	case SBUF_EV_CONNECT_OK:
+	case SBUF_EV_CONNECT_FAILED:
+		return true;
+	case SBUF_EV_READ:
+		break;
+	}
+	if (c->state == CL_LOGIN) {
+		if (c->sb.startup)
+			return handle_startup(c, pkt);
+		if (c->auth_step == AUTH_STEP_PASSWORD && pkt->type == 'p') {
+			sbuf_prepare_skip(&c->sb, pkt->len);
+			return auth_handle_password(c, pkt);
+		}
+		if (pkt->type == 'X') {
+			sbuf_prepare_skip(&c->sb, pkt->len);
+			client_close(c, "client close request");
+			return false;
+		}
+		client_error_close(c, "08P01", "unexpected packet during login");
+		return false;
+	}
+	return handle_client_packet(c, pkt);
+}

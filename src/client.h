@@ -1,0 +1,14 @@
+/* client.h: the client side of the pooler: login, authentication, forwarding to a server. */
+#ifndef TIDEPOOL_CLIENT_H
+#define TIDEPOOL_CLIENT_H
+
+#include "pool.h"
+
+/* Authentication succeeded: pick the pool and send the welcome or wait for it.
+ * Returns false if the client was closed. */
+bool client_login_done(Client *c);
+
+/* Build "C-0x...: db/user@addr:port " for log lines. */
+void client_update_log_prefix(Client *c);
+
+#endif

@@ -1,0 +1,216 @@
+/* listener.c: listening sockets and accepting clients. */
+#include "listener.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static void on_accept(evutil_socket_t fd, short what, void *arg);
+
+static int add_listener(App *app, int fd, bool is_unix, const char *path, char *err, size_t errlen)
+{
+	if (app->n_listeners >= MAX_LISTENERS) {
+		snprintf(err, errlen, "too many listen addresses");
+		close(fd);
+		return -1;
+	}
+	Listener *l = &app->listeners[app->n_listeners++];
+	memset(l, 0, sizeof(*l));
+	l->fd = fd;
+	l->is_unix = is_unix;
+	l->app = app;
+	if (path)
+		snprintf(l->path, sizeof(l->path), "%s", path);
+	return 0;
+}
+
+static int open_tcp(App *app, const char *host, int port, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	char portstr[16];
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	const char *node = strcmp(host, "*") == 0 ? NULL : host;
+	int rc = getaddrinfo(node, portstr, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve listen_addr %s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	int opened = 0;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		int on = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+		if (app->cf->so_reuseport)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, app->cf->listen_backlog) < 0) {
+			int e = errno;
+			close(fd);
+			if (node == NULL && ai->ai_family == AF_INET6 && e == EAFNOSUPPORT)
+				continue;
+			snprintf(err, errlen, "cannot bind to %s:%d: %s", host, port, strerror(e));
+			freeaddrinfo(res);
+			return -1;
+		}
+		if (add_listener(app, fd, false, NULL, err, errlen) < 0) {
+			freeaddrinfo(res);
+			return -1;
+		}
+		opened++;
+	}
+	freeaddrinfo(res);
+	if (!opened) {
+		snprintf(err, errlen, "cannot listen on %s:%d", host, port);
+		return -1;
+	}
+	return 0;
+}
+
+static int open_unix(App *app, char *err, size_t errlen)
+{
+	const Config *cf = app->cf;
+	struct sockaddr_un un;
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	int n = snprintf(un.sun_path, sizeof(un.sun_path), "%s/.s.PGSQL.%d", cf->unix_socket_dir,
+			 cf->listen_port);
+	if (n >= (int)sizeof(un.sun_path)) {
+		snprintf(err, errlen, "unix_socket_dir too long: %s", cf->unix_socket_dir);
+		return -1;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* A stale socket from a crashed run is removed only if nobody answers on it. */
+	if (connect(fd, (struct sockaddr *)&un, sizeof(un)) == 0) {
+		close(fd);
+		snprintf(err, errlen, "another process is listening on %s", un.sun_path);
+		return -1;
+	}
+	close(fd);
+	unlink(un.sun_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0 ||
+	    listen(fd, cf->listen_backlog) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", un.sun_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	chmod(un.sun_path, (mode_t)cf->unix_socket_mode);
+	return add_listener(app, fd, true, un.sun_path, err, errlen);
+}
+
+int listener_open_all(App *app, char *err, size_t errlen)
+{
+	const Config *cf = app->cf;
+	if (cf->listen_addr && *cf->listen_addr) {
+		char *list = strdup(cf->listen_addr);
+		char *save = NULL;
+		for (char *tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+			if (open_tcp(app, tok, cf->listen_port, err, errlen) < 0) {
+				free(list);
+				return -1;
+			}
+		}
+		free(list);
+	}
+	if (cf->unix_socket_dir && *cf->unix_socket_dir && open_unix(app, err, errlen) < 0)
+		return -1;
+	if (app->n_listeners == 0) {
+		snprintf(err, errlen, "nothing to listen on: set listen_addr or unix_socket_dir");
+		return -1;
+	}
+	return 0;
+}
+
+void listener_start(App *app)
+{
+	for (int i = 0; i < app->n_listeners; i++) {
+		Listener *l = &app->listeners[i];
+		event_assign(&l->ev, app->worker.base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
+		event_add(&l->ev, NULL);
+		l->ev_added = true;
+	}
+}
+
+static void close_one(Listener *l)
+{
+	if (l->fd < 0)
+		return;
+	if (l->ev_added)
+		event_del(&l->ev);
+	l->ev_added = false;
+	close(l->fd);
+	l->fd = -1;
+	if (l->path[0])
+		unlink(l->path);
+}
+
+void listener_close_tcp(App *app)
+{
+	for (int i = 0; i < app->n_listeners; i++)
+		if (!app->listeners[i].is_unix)
+			close_one(&app->listeners[i]);
+}
+
+void listener_close_all(App *app)
+{
+	for (int i = 0; i < app->n_listeners; i++)
+		close_one(&app->listeners[i]);
+}
+
+void listener_resume_if_needed(App *app)
+{
+	for (int i = 0; i < app->n_listeners; i++) {
+		Listener *l = &app->listeners[i];
+		if (l->fd >= 0 && !l->ev_added && app->shutdown == SHUTDOWN_NONE) {
+			event_add(&l->ev, NULL);
+			l->ev_added = true;
+		}
+	}
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+	Listener *l = arg;
+	App *app = l->app;
+	/* A bounded batch per wake-up keeps other connections served during a storm. */
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+			    errno == ECONNABORTED)
+				return;
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of descriptors: stop accepting until the janitor's next pass. */
+				log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "accept() failed: %s",
+					strerror(errno));
+				event_del(&l->ev);
+				l->ev_added = false;
+				return;
+			}
+			log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "accept() failed: %s", strerror(errno));
+			return;
+		}
+		client_new(&app->worker, cfd, (struct sockaddr *)&ss, len, l->is_unix);
+	}
+}

@@ -1,0 +1,661 @@
+/* pool.c: object lifecycle and lists: databases, users, pools, the state transitions of
+ * clients and servers, and handing servers to waiting clients. */
+#include "pool.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "app.h"
+#include "client.h"
+#include "server.h"
+
+usec_t now_usec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (usec_t)ts.tv_sec * USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+/* ---- tracked parameters ---- */
+
+int var_index(const Worker *w, const char *name)
+{
+	for (int i = 0; i < w->var_count; i++)
+		if (strcasecmp(w->var_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+void var_set(VarCache *vc, int idx, const char *value)
+{
+	if (idx < 0 || idx >= VAR_MAX)
+		return;
+	if (vc->value[idx] && strcmp(vc->value[idx], value) == 0)
+		return;
+	free(vc->value[idx]);
+	vc->value[idx] = strdup(value);
+}
+
+void var_free(VarCache *vc)
+{
+	for (int i = 0; i < VAR_MAX; i++) {
+		free(vc->value[i]);
+		vc->value[i] = NULL;
+	}
+}
+
+/* ---- state transitions: the list an object sits on is its state ---- */
+
+void client_set_state(Client *c, ClientState st)
+{
+	Worker *w = c->w;
+	list_del(&c->head);
+	switch (st) {
+	case CL_LOGIN:
+		list_append(&w->login_clients, &c->head);
+		break;
+	case CL_WAITING_LOGIN:
+	case CL_WAITING:
+		list_append(&c->pool->waiting_clients, &c->head);
+		break;
+	case CL_ACTIVE:
+		list_append(&c->pool->active_clients, &c->head);
+		break;
+	case CL_JUSTFREE:
+		list_append(&w->justfree_clients, &c->head);
+		break;
+	case CL_FREE:
+		break;
+	}
+	c->state = st;
+}
+
+void server_set_state(Server *s, ServerState st)
+{
+	Pool *p = s->pool;
+	list_del(&s->head);
+	switch (st) {
+	case SV_LOGIN:
+		list_append(&p->new_servers, &s->head);
+		break;
+	case SV_IDLE:
+		/* Most recently used first (LIFO) keeps the hot set small; round-robin spreads. */
+		if (s->w->app->cf->server_round_robin)
+			list_append(&p->idle_servers, &s->head);
+		else
+			list_prepend(&p->idle_servers, &s->head);
+		break;
+	case SV_ACTIVE:
+		list_append(&p->active_servers, &s->head);
+		break;
+	case SV_USED:
+		list_append(&p->used_servers, &s->head);
+		break;
+	case SV_TESTED:
+		list_append(&p->tested_servers, &s->head);
+		break;
+	case SV_JUSTFREE:
+		list_append(&s->w->justfree_servers, &s->head);
+		break;
+	case SV_FREE:
+		break;
+	}
+	s->state = st;
+}
+
+/* ---- databases and users ---- */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+static void mark_servers_close_needed(Worker *w, Database *db)
+{
+	List *pi, *si;
+	LIST_FOREACH(pi, &w->pools)
+	{
+		Pool *p = LIST_CONTAINER(pi, Pool, head);
+		if (p->db != db)
+			continue;
+		List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers, &p->tested_servers,
+				 &p->new_servers};
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+			LIST_FOREACH(si, lists[i])
+		LIST_CONTAINER(si, Server, head)->close_needed = true;
+	}
+}
+
+/* Copy a definition into a runtime database; changed connection targets retire servers. */
+static void db_apply_def(Worker *w, Database *db, const DatabaseDef *def, const char *name)
+{
+	const char *dbname = def->dbname ? def->dbname : name;
+	bool changed = str_differs(db->host, def->host) || db->port != def->port ||
+		       str_differs(db->dbname, dbname) || str_differs(db->forced_user, def->user) ||
+		       str_differs(db->forced_password, def->password);
+	free(db->host);
+	free(db->dbname);
+	free(db->forced_user);
+	free(db->forced_password);
+	free(db->connect_query);
+	free(db->startup_client_encoding);
+	free(db->startup_datestyle);
+	free(db->startup_timezone);
+	free(db->startup_application_name);
+	db->host = dup_or_null(def->host);
+	db->port = def->port > 0 ? def->port : 5432;
+	db->dbname = strdup(dbname);
+	db->forced_user = dup_or_null(def->user);
+	db->forced_password = dup_or_null(def->password);
+	db->connect_query = dup_or_null(def->connect_query);
+	db->startup_client_encoding = dup_or_null(def->client_encoding);
+	db->startup_datestyle = dup_or_null(def->datestyle);
+	db->startup_timezone = dup_or_null(def->timezone);
+	db->startup_application_name = dup_or_null(def->application_name);
+	db->pool_size = def->pool_size;
+	db->min_pool_size = def->min_pool_size;
+	db->reserve_pool_size = def->reserve_pool_size;
+	db->pool_mode = def->pool_mode;
+	db->max_db_connections = def->max_db_connections;
+	db->max_db_client_connections = def->max_db_client_connections;
+	db->server_lifetime = def->server_lifetime;
+	db->removed = false;
+	if (changed)
+		mark_servers_close_needed(w, db);
+}
+
+static Database *db_new(Worker *w, const char *name)
+{
+	Database *db = calloc(1, sizeof(*db));
+	if (!db)
+		return NULL;
+	snprintf(db->name, sizeof(db->name), "%s", name);
+	db->port = 5432;
+	list_append(&w->databases, &db->head);
+	return db;
+}
+
+Database *pool_find_database(Worker *w, const char *name)
+{
+	List *item;
+	LIST_FOREACH(item, &w->databases)
+	{
+		Database *db = LIST_CONTAINER(item, Database, head);
+		if (strcmp(db->name, name) == 0 && !db->removed)
+			return db;
+	}
+	const DatabaseDef *def = config_find_database(w->app->cf, "*", 0);
+	if (!def || strcmp(name, "pgbouncer") == 0)
+		return NULL;
+	/* The "*" entry: create the database on first use. */
+	Database *db = db_new(w, name);
+	if (!db)
+		return NULL;
+	db_apply_def(w, db, def, name);
+	db->autodb = true;
+	log_msg(&w->app->log, LOG_LEVEL_LOG, NULL, "registered new auto-database: db=%s", name);
+	return db;
+}
+
+User *pool_find_user(Worker *w, const char *name)
+{
+	List *item;
+	LIST_FOREACH(item, &w->users)
+	{
+		User *u = LIST_CONTAINER(item, User, head);
+		if (strcmp(u->name, name) == 0)
+			return (u->from_auth_file || u->from_config) ? u : NULL;
+	}
+	return NULL;
+}
+
+static User *user_new(Worker *w, const char *name)
+{
+	User *u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	u->pool_size = u->reserve_pool_size = u->pool_mode = -1;
+	u->max_user_connections = u->max_user_client_connections = -1;
+	u->query_timeout = u->idle_transaction_timeout = u->transaction_timeout = u->client_idle_timeout = -1;
+	list_append(&w->users, &u->head);
+	return u;
+}
+
+User *pool_get_user(Worker *w, const char *name)
+{
+	List *item;
+	LIST_FOREACH(item, &w->users)
+	{
+		User *u = LIST_CONTAINER(item, User, head);
+		if (strcmp(u->name, name) == 0)
+			return u;
+	}
+	return user_new(w, name);
+}
+
+/* Bring databases, users and tracked parameter names in line with a (new) config. */
+void pool_sync_config(Worker *w, const Config *cf, bool initial)
+{
+	App *app = w->app;
+	List *item;
+	if (initial) {
+		static const char *const builtin[] = {"client_encoding", "DateStyle", "TimeZone",
+						      "standard_conforming_strings", "application_name"};
+		for (size_t i = 0; i < 5; i++)
+			w->var_names[w->var_count++] = strdup(builtin[i]);
+		const char *p = cf->track_extra_parameters ? cf->track_extra_parameters : "";
+		while (*p && w->var_count < VAR_MAX) {
+			while (*p == ',' || isspace((unsigned char)*p))
+				p++;
+			size_t n = strcspn(p, ", \t");
+			if (n > 0 && n < 64) {
+				char name[64];
+				memcpy(name, p, n);
+				name[n] = 0;
+				if (var_index(w, name) < 0)
+					w->var_names[w->var_count++] = strdup(name);
+			}
+			p += n;
+		}
+	}
+	LIST_FOREACH(item, &w->databases)
+	{
+		Database *db = LIST_CONTAINER(item, Database, head);
+		const DatabaseDef *def = config_find_database(cf, db->name, 0);
+		if (def) {
+			db_apply_def(w, db, def, db->name);
+		} else if (db->autodb && config_find_database(cf, "*", 0)) {
+			db_apply_def(w, db, config_find_database(cf, "*", 0), db->name);
+		} else if (!db->removed) {
+			db->removed = true;
+			mark_servers_close_needed(w, db);
+		}
+	}
+	for (int i = 0; i < cf->n_databases; i++) {
+		const DatabaseDef *def = &cf->databases[i];
+		if (strcmp(def->name, "*") == 0)
+			continue;
+		bool found = false;
+		LIST_FOREACH(item, &w->databases)
+		{
+			Database *db = LIST_CONTAINER(item, Database, head);
+			if (strcmp(db->name, def->name) == 0) {
+				found = true;
+				break;
+			}
+		}
+		if (!found) {
+			Database *db = db_new(w, def->name);
+			if (db)
+				db_apply_def(w, db, def, def->name);
+		}
+	}
+	LIST_FOREACH(item, &w->users)
+	{
+		User *u = LIST_CONTAINER(item, User, head);
+		const UserEntry *e = app->userlist ? userlist_find(app->userlist, u->name) : NULL;
+		free(u->secret);
+		u->secret = e ? strdup(e->secret) : NULL;
+		u->from_auth_file = e != NULL;
+		u->from_config = false;
+	}
+	if (app->userlist) {
+		for (int i = 0; i < app->userlist->n; i++) {
+			const UserEntry *e = &app->userlist->entries[i];
+			User *u = pool_get_user(w, e->name);
+			if (u && !u->secret) {
+				u->secret = strdup(e->secret);
+				u->from_auth_file = true;
+			}
+		}
+	}
+	LIST_FOREACH(item, &w->users)
+	{
+		User *u = LIST_CONTAINER(item, User, head);
+		const UserDef *ud = config_find_user(cf, u->name);
+		u->pool_size = ud ? ud->pool_size : -1;
+		u->reserve_pool_size = ud ? ud->reserve_pool_size : -1;
+		u->pool_mode = ud ? ud->pool_mode : -1;
+		u->max_user_connections = ud ? ud->max_user_connections : -1;
+		u->max_user_client_connections = ud ? ud->max_user_client_connections : -1;
+		u->query_timeout = ud ? ud->query_timeout : -1;
+		u->idle_transaction_timeout = ud ? ud->idle_transaction_timeout : -1;
+		u->transaction_timeout = ud ? ud->transaction_timeout : -1;
+		u->client_idle_timeout = ud ? ud->client_idle_timeout : -1;
+		u->from_config = ud != NULL;
+	}
+	for (int i = 0; i < cf->n_users; i++) {
+		User *u = pool_get_user(w, cf->users[i].name);
+		if (u && !u->from_config) {
+			const UserDef *ud = &cf->users[i];
+			u->pool_size = ud->pool_size;
+			u->reserve_pool_size = ud->reserve_pool_size;
+			u->pool_mode = ud->pool_mode;
+			u->max_user_connections = ud->max_user_connections;
+			u->max_user_client_connections = ud->max_user_client_connections;
+			u->query_timeout = ud->query_timeout;
+			u->idle_transaction_timeout = ud->idle_transaction_timeout;
+			u->transaction_timeout = ud->transaction_timeout;
+			u->client_idle_timeout = ud->client_idle_timeout;
+			u->from_config = true;
+		}
+	}
+}
+
+/* ---- pools ---- */
+
+Pool *pool_get(Worker *w, Database *db, User *user)
+{
+	List *item;
+	LIST_FOREACH(item, &w->pools)
+	{
+		Pool *p = LIST_CONTAINER(item, Pool, head);
+		if (p->db == db && p->user == user)
+			return p;
+	}
+	Pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->w = w;
+	p->db = db;
+	p->user = user;
+	list_init(&p->active_clients);
+	list_init(&p->waiting_clients);
+	list_init(&p->active_servers);
+	list_init(&p->idle_servers);
+	list_init(&p->used_servers);
+	list_init(&p->tested_servers);
+	list_init(&p->new_servers);
+	list_append(&w->pools, &p->head);
+	return p;
+}
+
+int pool_size_of(const Pool *p)
+{
+	const Config *cf = p->w->app->cf;
+	if (p->user->pool_size >= 0)
+		return p->user->pool_size;
+	if (p->db->pool_size >= 0)
+		return p->db->pool_size;
+	return cf->default_pool_size;
+}
+
+int pool_reserve_of(const Pool *p)
+{
+	const Config *cf = p->w->app->cf;
+	if (p->user->reserve_pool_size >= 0)
+		return p->user->reserve_pool_size;
+	if (p->db->reserve_pool_size >= 0)
+		return p->db->reserve_pool_size;
+	return cf->reserve_pool_size;
+}
+
+int pool_server_count(const Pool *p)
+{
+	return list_count(&p->active_servers) + list_count(&p->idle_servers) +
+	       list_count(&p->used_servers) + list_count(&p->tested_servers) + list_count(&p->new_servers);
+}
+
+static int count_waiting(const Pool *p, usec_t *oldest_wait)
+{
+	int n = 0;
+	const List *item;
+	*oldest_wait = 0;
+	LIST_FOREACH(item, &p->waiting_clients)
+	{
+		const Client *c = LIST_CONTAINER(item, Client, head);
+		if (!*oldest_wait || c->wait_start < *oldest_wait)
+			*oldest_wait = c->wait_start;
+		n++;
+	}
+	return n;
+}
+
+/* Launch servers for waiting clients and min_pool_size, within every limit. */
+void pool_launch_if_needed(Pool *p)
+{
+	App *app = p->w->app;
+	const Config *cf = app->cf;
+	usec_t now = now_usec();
+	if (app->shutdown != SHUTDOWN_NONE || p->db->removed)
+		return;
+	if (p->last_login_fail && now - p->last_login_fail < cf->server_login_retry)
+		return;
+	usec_t oldest = 0;
+	int waiting = count_waiting(p, &oldest);
+	int logging_in = list_count(&p->new_servers);
+	int total = pool_server_count(p);
+	int min_size = p->db->min_pool_size >= 0 ? p->db->min_pool_size : cf->min_pool_size;
+	int want = waiting - logging_in;
+	if (min_size > 0 && (p->db->forced_user || !list_empty(&p->active_clients) || waiting > 0) &&
+	    total < min_size && want < min_size - total)
+		want = min_size - total;
+	int size = pool_size_of(p);
+	int reserve = pool_reserve_of(p);
+	int db_max = p->db->max_db_connections >= 0 ? p->db->max_db_connections : cf->max_db_connections;
+	int user_max = p->user->max_user_connections >= 0 ? p->user->max_user_connections
+							  : cf->max_user_connections;
+	while (want > 0) {
+		if (size > 0 && total >= size) {
+			bool reserve_ok = reserve > 0 && total < size + reserve && waiting > 0 &&
+					  now - oldest >= cf->reserve_pool_timeout;
+			if (!reserve_ok)
+				break;
+			log_msg(&app->log, LOG_LEVEL_LOG, NULL, "taking connection from reserve_pool (%s/%s)",
+				p->db->name, p->user->name);
+		}
+		if (db_max > 0 && p->db->server_count >= db_max)
+			break;
+		if (user_max > 0 && p->user->server_count >= user_max)
+			break;
+		server_launch(p);
+		total++;
+		want--;
+	}
+}
+
+/* Link a server to a client and count the assignment. */
+static void link_pair(Client *c, Server *s)
+{
+	usec_t now = now_usec();
+	c->link = s;
+	s->link = c;
+	server_set_state(s, SV_ACTIVE);
+	if (c->state != CL_ACTIVE)
+		client_set_state(c, CL_ACTIVE);
+	s->pool->db->stats.server_assignment_count++;
+	if (c->wait_start) {
+		s->pool->db->stats.wait_time += (uint64_t)(now - c->wait_start);
+		c->wait_start = 0;
+	}
+	c->wait_notified = false;
+	s->request_time = now;
+	s->sb.dst = &c->sb;
+	c->sb.dst = &s->sb;
+}
+
+static bool server_expired(const Server *s, usec_t now)
+{
+	const Config *cf = s->w->app->cf;
+	usec_t lifetime = s->pool->db->server_lifetime >= 0
+				  ? (usec_t)s->pool->db->server_lifetime * USEC_PER_SEC
+				  : cf->server_lifetime;
+	return lifetime > 0 && now - s->connect_time >= lifetime;
+}
+
+bool pool_find_server(Client *c)
+{
+	Pool *p = c->pool;
+	App *app = c->w->app;
+	const Config *cf = app->cf;
+	usec_t now = now_usec();
+	char msg[400];
+
+	if (!app->paused && !p->db->paused && app->shutdown != SHUTDOWN_WAIT_FOR_SERVERS) {
+		List *item;
+		while ((item = list_first(&p->idle_servers)) != NULL) {
+			Server *s = LIST_CONTAINER(item, Server, head);
+			if (s->close_needed) {
+				server_close(s, "obsolete connection");
+				continue;
+			}
+			if (server_expired(s, now)) {
+				server_close(s, "server lifetime over");
+				continue;
+			}
+			if (cf->server_check_query && *cf->server_check_query && cf->server_check_delay >= 0 &&
+			    now - s->idle_since > cf->server_check_delay) {
+				/* Test it before trusting it; the client waits for this or another one. */
+				server_set_state(s, SV_TESTED);
+				s->running_internal = true;
+				server_send_query(s, strcmp(cf->server_check_query, "<empty>") == 0
+							     ? ""
+							     : cf->server_check_query);
+				continue;
+			}
+			link_pair(c, s);
+			return true;
+		}
+	}
+	if (c->state != CL_WAITING) {
+		c->wait_start = now;
+		client_set_state(c, CL_WAITING);
+	}
+	if (p->last_login_fail && now - p->last_login_fail < cf->server_login_retry &&
+	    list_empty(&p->new_servers) && p->welcome.ready && !p->last_login_sqlstate_is_starting) {
+		snprintf(msg, sizeof(msg), "server login has been failing, cached error: %s (server_login_retry)",
+			 p->last_login_error);
+		client_error_close(c, "08P01", msg);
+		return false;
+	}
+	pool_launch_if_needed(p);
+	return false;
+}
+
+void pool_server_ready(Server *s)
+{
+	Pool *p = s->pool;
+	App *app = s->w->app;
+	usec_t now = now_usec();
+	if (s->close_needed) {
+		server_close(s, "obsolete connection");
+		return;
+	}
+	if (server_expired(s, now) && s->login_done) {
+		server_close(s, "server lifetime over");
+		return;
+	}
+	if (app->shutdown == SHUTDOWN_WAIT_FOR_SERVERS || app->paused || p->db->paused) {
+		server_close(s, app->shutdown ? "server shutting down" : "pause mode");
+		return;
+	}
+	List *item;
+	LIST_FOREACH(item, &p->waiting_clients)
+	{
+		Client *c = LIST_CONTAINER(item, Client, head);
+		if (c->state != CL_WAITING)
+			continue;
+		link_pair(c, s);
+		if (server_vars_differ(s, c))
+			server_apply_vars(s, c);
+		else
+			client_server_linked(c);
+		return;
+	}
+	s->idle_since = now;
+	server_set_state(s, SV_IDLE);
+}
+
+void pool_release_server(Server *s)
+{
+	App *app = s->w->app;
+	const Config *cf = app->cf;
+	Client *c = s->link;
+	if (c) {
+		c->link = NULL;
+		s->link = NULL;
+	}
+	if (!s->ready || s->ready_status != 'I' || !sbuf_is_empty(&s->sb) || s->expect_rfq > 0) {
+		server_close(s, "server released while not ready");
+		return;
+	}
+	int mode = pool_mode_of(s->pool, cf);
+	bool reset = cf->server_reset_query && *cf->server_reset_query &&
+		     (mode == POOL_MODE_SESSION || cf->server_reset_query_always);
+	if (reset && !s->close_needed) {
+		server_set_state(s, SV_TESTED);
+		s->running_internal = true;
+		server_send_query(s, cf->server_reset_query);
+		return;
+	}
+	pool_server_ready(s);
+}
+
+/* Fail every waiting client of a pool (server down, database removed). */
+void pool_fail_waiting(Pool *p, const char *reason, bool login_only)
+{
+	List *item, *tmp;
+	LIST_FOREACH_SAFE(item, tmp, &p->waiting_clients)
+	{
+		Client *c = LIST_CONTAINER(item, Client, head);
+		if (login_only && c->state != CL_WAITING_LOGIN)
+			continue;
+		client_error_close(c, "08P01", reason);
+	}
+}
+
+/* ---- deferred free ---- */
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	Worker *w = arg;
+	w->reap_scheduled = false;
+	pool_reap(w);
+}
+
+void pool_schedule_reap(Worker *w)
+{
+	if (w->reap_scheduled)
+		return;
+	if (!event_initialized(&w->reap_ev))
+		event_assign(&w->reap_ev, w->base, -1, 0, on_reap, w);
+	w->reap_scheduled = true;
+	event_active(&w->reap_ev, 0, 0);
+}
+
+/* Free closed objects, after the callbacks that closed them have returned. */
+void pool_reap(Worker *w)
+{
+	List *item;
+	while ((item = list_first(&w->justfree_clients)) != NULL) {
+		Client *c = LIST_CONTAINER(item, Client, head);
+		list_del(&c->head);
+		sbuf_free(&c->sb);
+		var_free(&c->vars);
+		free(c->password);
+		free(c);
+	}
+	while ((item = list_first(&w->justfree_servers)) != NULL) {
+		Server *s = LIST_CONTAINER(item, Server, head);
+		list_del(&s->head);
+		sbuf_free(&s->sb);
+		var_free(&s->vars);
+		for (int i = 0; i < s->welcome_tmp_n; i++) {
+			free(s->welcome_tmp_names[i]);
+			free(s->welcome_tmp_values[i]);
+		}
+		free(s);
+	}
+}
