@@ -57,5 +57,12 @@ struct App {
 int app_reload(App *app, char *err, size_t errlen);
 /* Called when a client or server went away, to finish a pending shutdown. */
 void app_check_shutdown(App *app);
+/* Config loader warnings go to the log. */
+void app_config_warning(void *arg, const char *msg);
+/* Load cf's auth_file into *out (NULL when none is set). */
+int app_load_userlist(App *app, const Config *cf, UserList **out, char *err, size_t errlen);
+void app_on_signal(evutil_socket_t sig, short what, void *arg);
+void app_on_stats(evutil_socket_t fd, short what, void *arg);
+void app_close_all_servers(Worker *w, const char *reason);
 
 #endif

@@ -35,183 +35,6 @@ static void usage(FILE *out)
 		     "  -h, --help           show this help, then exit\n");
 }
 
-static void on_config_warning(void *arg, const char *msg)
-{
-	App *app = arg;
-	log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "%s", msg);
-}
-
-/* Replace the auth_file contents; NULL path means no users file. */
-static int load_userlist(App *app, const Config *cf, UserList **out, char *err, size_t errlen)
-{
-	*out = NULL;
-	if (!cf->auth_file || !*cf->auth_file)
-		return 0;
-	*out = userlist_load(cf->auth_file, err, errlen);
-	return *out ? 0 : -1;
-}
-
-int app_reload(App *app, char *err, size_t errlen)
-{
-	Config *ncf = config_load(app->config_path, on_config_warning, app, err, errlen);
-	if (!ncf)
-		return -1;
-	UserList *ul = NULL;
-	if (load_userlist(app, ncf, &ul, err, errlen) < 0) {
-		config_free(ncf);
-		return -1;
-	}
-	/* Settings that only take effect at start keep their running value, said out loud. */
-	for (int i = 0; i < config_n_settings; i++) {
-		const Setting *s = &config_settings[i];
-		if (!(s->flags & SETTING_NO_RELOAD))
-			continue;
-		char a[512], b[512];
-		config_format_value(app->cf, s, a, sizeof(a));
-		config_format_value(ncf, s, b, sizeof(b));
-		if (strcmp(a, b) != 0) {
-			log_msg(&app->log, LOG_LEVEL_WARNING, NULL,
-				"%s changed from \"%s\" to \"%s\"; it takes effect only after a restart", s->name,
-				a, b);
-			config_set(ncf, s->name, a, NULL, 0);
-		}
-	}
-	if (!ncf->logfile || !app->log.file_path || strcmp(ncf->logfile, app->log.file_path) != 0 ||
-	    true) {
-		if (log_open_file(&app->log, ncf->logfile) < 0)
-			log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "cannot open logfile %s: %s", ncf->logfile,
-				strerror(errno));
-	}
-	app->log.verbose = ncf->verbose > app->log.verbose ? ncf->verbose : app->log.verbose;
-	Config *old = app->cf;
-	UserList *old_ul = app->userlist;
-	app->cf = ncf;
-	app->userlist = ul;
-	pool_sync_config(&app->worker, ncf, false);
-	config_free(old);
-	if (old_ul)
-		userlist_free(old_ul);
-	return 0;
-}
-
-static int count_linked_servers(Worker *w)
-{
-	int n = 0;
-	List *item;
-	LIST_FOREACH(item, &w->pools)
-	{
-		Pool *p = LIST_CONTAINER(item, Pool, head);
-		n += list_count(&p->active_servers);
-	}
-	return n;
-}
-
-static void close_all_servers(Worker *w, const char *reason)
-{
-	List *pi, *si, *tmp;
-	LIST_FOREACH(pi, &w->pools)
-	{
-		Pool *p = LIST_CONTAINER(pi, Pool, head);
-		List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->new_servers,
-				 &p->active_servers};
-		for (size_t i = 0; i < 5; i++)
-			LIST_FOREACH_SAFE(si, tmp, lists[i])
-		server_close(LIST_CONTAINER(si, Server, head), reason);
-	}
-}
-
-void app_check_shutdown(App *app)
-{
-	Worker *w = &app->worker;
-	if (app->shutdown == SHUTDOWN_WAIT_FOR_CLIENTS && w->client_count == 0)
-		event_base_loopbreak(w->base);
-	else if (app->shutdown == SHUTDOWN_WAIT_FOR_SERVERS && count_linked_servers(w) == 0)
-		event_base_loopbreak(w->base);
-}
-
-static void start_shutdown(App *app, ShutdownMode mode)
-{
-	if (app->shutdown != SHUTDOWN_NONE || mode == SHUTDOWN_IMMEDIATE) {
-		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "shutting down immediately");
-		app->shutdown = SHUTDOWN_IMMEDIATE;
-		event_base_loopbreak(app->worker.base);
-		return;
-	}
-	app->shutdown = mode;
-	listener_close_tcp(app);
-	if (mode == SHUTDOWN_WAIT_FOR_SERVERS) {
-		/* Idle servers go now; active ones when their transaction ends. */
-		List *pi, *si, *tmp;
-		LIST_FOREACH(pi, &app->worker.pools)
-		{
-			Pool *p = LIST_CONTAINER(pi, Pool, head);
-			LIST_FOREACH_SAFE(si, tmp, &p->idle_servers)
-			server_close(LIST_CONTAINER(si, Server, head), "server shutting down");
-		}
-	}
-	app_check_shutdown(app);
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	App *app = arg;
-	char err[512];
-	switch (sig) {
-	case SIGHUP:
-		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "got SIGHUP, re-reading config");
-		if (app_reload(app, err, sizeof(err)) < 0)
-			log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "%s; keeping the running configuration", err);
-		break;
-	case SIGTERM:
-		log_msg(&app->log, LOG_LEVEL_LOG, NULL,
-			"got SIGTERM, shutting down, waiting for all clients to disconnect");
-		start_shutdown(app, SHUTDOWN_WAIT_FOR_CLIENTS);
-		break;
-	case SIGINT:
-		log_msg(&app->log, LOG_LEVEL_LOG, NULL,
-			"got SIGINT, shutting down, waiting for all servers connections to be released");
-		start_shutdown(app, SHUTDOWN_WAIT_FOR_SERVERS);
-		break;
-	case SIGQUIT:
-		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "got SIGQUIT, fast exit");
-		start_shutdown(app, SHUTDOWN_IMMEDIATE);
-		break;
-	case SIGUSR1:
-		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "got SIGUSR1, pausing all activity");
-		app->paused = true;
-		break;
-	case SIGUSR2:
-		if (app->shutdown != SHUTDOWN_NONE) {
-			log_msg(&app->log, LOG_LEVEL_LOG, NULL, "got SIGUSR2 while shutting down, ignoring");
-			break;
-		}
-		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "got SIGUSR2, continuing from pause");
-		app->paused = false;
-		break;
-	}
-}
-
-static void on_stats(evutil_socket_t fd, short what, void *arg)
-{
-	App *app = arg;
-	Stats total = {0};
-	List *item;
-	LIST_FOREACH(item, &app->worker.databases)
-	{
-		stats_add(&total, &LIST_CONTAINER(item, Database, head)->stats);
-	}
-	usec_t now = now_usec();
-	if (app->cf->log_stats && app->stats_prev_time) {
-		Stats rates;
-		char line[512];
-		stats_rates(&total, &app->stats_prev, now - app->stats_prev_time, &rates);
-		stats_format_line(&rates, line, sizeof(line));
-		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "%s", line);
-	}
-	app->stats_prev = total;
-	app->stats_prev_time = now;
-}
-
 static int write_pidfile(App *app)
 {
 	const char *path = app->cf->pidfile;
@@ -276,7 +99,7 @@ static void worker_init(App *app, Worker *w)
 static void add_signal(App *app, int sig)
 {
 	struct event *ev = &app->sig_events[app->n_sig_events++];
-	event_assign(ev, app->worker.base, sig, EV_SIGNAL | EV_PERSIST, on_signal, app);
+	event_assign(ev, app->worker.base, sig, EV_SIGNAL | EV_PERSIST, app_on_signal, app);
 	event_add(ev, NULL);
 }
 
@@ -339,7 +162,7 @@ int main(int argc, char **argv)
 		app.config_path = strdup(argv[optind]);
 
 	char err[1024];
-	app.cf = config_load(app.config_path, on_config_warning, &app, err, sizeof(err));
+	app.cf = config_load(app.config_path, app_config_warning, &app, err, sizeof(err));
 	if (!app.cf) {
 		log_msg(&app.log, LOG_LEVEL_ERROR, NULL, "%s", err);
 		log_msg(&app.log, LOG_LEVEL_FATAL, NULL, "cannot load config file");
@@ -362,7 +185,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	if (load_userlist(&app, app.cf, &app.userlist, err, sizeof(err)) < 0) {
+	if (app_load_userlist(&app, app.cf, &app.userlist, err, sizeof(err)) < 0) {
 		log_msg(&app.log, LOG_LEVEL_FATAL, NULL, "cannot load auth_file: %s", err);
 		return 1;
 	}
@@ -410,7 +233,7 @@ int main(int argc, char **argv)
 	if (app.cf->stats_period > 0) {
 		struct timeval tv = {(time_t)(app.cf->stats_period / USEC_PER_SEC),
 				     (suseconds_t)(app.cf->stats_period % USEC_PER_SEC)};
-		event_assign(&app.stats_ev, w->base, -1, EV_PERSIST, on_stats, &app);
+		event_assign(&app.stats_ev, w->base, -1, EV_PERSIST, app_on_stats, &app);
 		event_add(&app.stats_ev, &tv);
 	}
 	log_fd_limits(&app);
@@ -428,7 +251,7 @@ int main(int argc, char **argv)
 	event_base_dispatch(w->base);
 
 	listener_close_all(&app);
-	close_all_servers(w, app.shutdown ? "server shutting down" : "exit");
+	app_close_all_servers(w, app.shutdown ? "server shutting down" : "exit");
 	pool_reap(w);
 	if (app.pidfile_written)
 		unlink(app.pidfile_written);
