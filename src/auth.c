@@ -3,6 +3,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +52,9 @@ bool auth_start(Client *c)
 		return client_login_done(c);
 	case AUTH_TYPE_TRUST:
 		if (!c->user || !c->user->secret) {
-			auth_fail(c, "\"trust\" authentication failed", "no such user");
+			char why[128];
+			snprintf(why, sizeof(why), "no such user: %s", c->username);
+			auth_fail(c, "\"trust\" authentication failed", why);
 			return false;
 		}
 		c->auth_step = AUTH_STEP_DONE;
@@ -101,7 +104,9 @@ bool auth_handle_password(Client *c, const PktHdr *pkt)
 		     secret != NULL;
 	}
 	if (!secret) {
-		auth_fail(c, failed_message(at), "no such user");
+		char why[128];
+		snprintf(why, sizeof(why), "no such user: %s", user);
+		auth_fail(c, failed_message(at), why);
 		return false;
 	}
 	if (!ok) {

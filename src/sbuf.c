@@ -177,7 +177,8 @@ void sbuf_want_flush(SBuf *sb)
 
 bool sbuf_is_empty(const SBuf *sb)
 {
-	return sb->send_pos == sb->pkt_pos && sb->pkt_remain == 0;
+	/* The rest of a packet being skipped will never reach the peer, so it does not count. */
+	return sb->send_pos == sb->pkt_pos && (sb->pkt_remain == 0 || sb->pkt_skip);
 }
 
 uint32_t sbuf_unhandled(const SBuf *sb)
