@@ -28,7 +28,9 @@ int app_load_userlist(App *app, const Config *cf, UserList **out, char *err, siz
 
 int app_reload(App *app, char *err, size_t errlen)
 {
-	Config *ncf = config_load(app->config_path, app_config_warning, app, err, errlen);
+	/* conffile (SET conffile = ...) names the file the next reload reads. */
+	const char *path = app->cf->conffile && *app->cf->conffile ? app->cf->conffile : app->config_path;
+	Config *ncf = config_load(path, app_config_warning, app, err, errlen);
 	if (!ncf)
 		return -1;
 	UserList *ul = NULL;
@@ -187,3 +189,13 @@ void app_on_stats(evutil_socket_t fd, short what, void *arg)
 	app->stats_prev_time = now;
 }
 
+
+void app_sock_opts(const App *app, SockOpts *o)
+{
+	const Config *cf = app->cf;
+	o->keepalive = cf->tcp_keepalive;
+	o->keepcnt = cf->tcp_keepcnt;
+	o->keepidle = cf->tcp_keepidle;
+	o->keepintvl = cf->tcp_keepintvl;
+	o->user_timeout_ms = cf->tcp_user_timeout;
+}

@@ -64,5 +64,7 @@ int app_load_userlist(App *app, const Config *cf, UserList **out, char *err, siz
 void app_on_signal(evutil_socket_t sig, short what, void *arg);
 void app_on_stats(evutil_socket_t fd, short what, void *arg);
 void app_close_all_servers(Worker *w, const char *reason);
+/* The TCP options of the current config. */
+void app_sock_opts(const App *app, SockOpts *o);
 
 #endif

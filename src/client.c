@@ -62,7 +62,9 @@ Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	client_update_log_prefix(c);
 	w->client_count++;
 	client_set_state(c, CL_LOGIN);
-	if (sbuf_accept(&c->sb, fd, is_unix, app->cf->tcp_keepalive) < 0) {
+	SockOpts so;
+	app_sock_opts(app, &so);
+	if (sbuf_accept(&c->sb, fd, is_unix, &so) < 0) {
 		client_close(c, "accept failed");
 		return NULL;
 	}
@@ -271,6 +273,14 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 	if (!handle_startup_params(c, &r))
 		return false;
 	client_update_log_prefix(c);
+	if (app->cf->application_name_add_host) {
+		/* Lets the server's pg_stat_activity show which client host a session serves. */
+		int vi = var_index(c->w, "application_name");
+		char name[256];
+		snprintf(name, sizeof(name), "%s - %s:%d", c->vars.value[vi] ? c->vars.value[vi] : "", c->addr,
+			 c->port);
+		var_set(&c->vars, vi, name);
+	}
 	if (app->cf->log_connections)
 		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix,
 			"login attempt: db=%s user=%s tls=no replication=no", c->dbname, c->username);

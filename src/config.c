@@ -46,7 +46,7 @@ const Setting config_settings[] = {
 	  0, ERR, NULL, "query that looks up the password of a user missing from auth_file"),
 	S(auth_type, ENUM, "md5", 0, YES, auth_type_names, "how clients authenticate"),
 	S(auth_user, STR, NULL, 0, ERR, NULL, "user that runs auth_query"),
-	S(autodb_idle_timeout, USEC, "3600.0", 0, YES, NULL, "free idle auto-created (*) databases after this long"),
+	S(autodb_idle_timeout, USEC, "3600.0", 0, WARN, NULL, "free idle auto-created (*) databases after this long"),
 	S(cancel_wait_timeout, USEC, "10.0", 0, YES, NULL, "longest wait to forward a cancel request"),
 	S(client_idle_timeout, USEC, "0.0", 0, YES, NULL, "close clients idle longer than this (0 = never)"),
 	S(client_login_timeout, USEC, "60.0", 0, YES, NULL, "a client must finish logging in within this"),
@@ -62,8 +62,8 @@ const Setting config_settings[] = {
 	S(conffile, STR, NULL, 0, YES, NULL, "configuration file read again by RELOAD"),
 	S(default_pool_size, INT, "20", 0, YES, NULL, "server connections per (database, user) pool"),
 	S(disable_pqexec, BOOL, "0", NR, WARN, NULL, "reject the simple query protocol"),
-	S(dns_max_ttl, USEC, "15.0", 0, YES, NULL, "how long DNS answers are cached"),
-	S(dns_nxdomain_ttl, USEC, "15.0", 0, YES, NULL, "how long DNS failures are cached"),
+	S(dns_max_ttl, USEC, "15.0", 0, WARN, NULL, "how long DNS answers are cached"),
+	S(dns_nxdomain_ttl, USEC, "15.0", 0, WARN, NULL, "how long DNS failures are cached"),
 	S(dns_zone_check_period, USEC, "0.0", 0, WARN, NULL, "DNS zone serial polling period (0 = off)"),
 	S(idle_transaction_timeout, USEC, "0.0", 0, YES, NULL, "close clients idle in a transaction this long"),
 	S(ignore_startup_parameters, STR, "", 0, YES, NULL, "startup parameters to ignore instead of rejecting"),
@@ -94,7 +94,7 @@ const Setting config_settings[] = {
 	S(reserve_pool_size, INT, "0", 0, YES, NULL, "extra connections per pool once clients wait too long"),
 	S(reserve_pool_timeout, USEC, "5.0", 0, YES, NULL, "wait before the reserve pool is used"),
 	S(resolv_conf, STR, "", NR, YES, NULL, "custom resolv.conf"),
-	S(sbuf_loopcnt, INT, "5", 0, YES, NULL, "rounds per connection before serving others (0 = no limit)"),
+	S(sbuf_loopcnt, INT, "5", 0, WARN, NULL, "rounds per connection before serving others (0 = no limit)"),
 	S(scram_iterations, INT, "4096", 0, YES, NULL, "iterations when hashing a password for SCRAM"),
 	S(server_check_delay, USEC, "30.0", 0, YES, NULL, "idle time after which a server is checked before reuse"),
 	S(server_check_query, STR, "<empty>", 0, YES, NULL, "health check query (<empty> = empty query, empty = none)"),
@@ -148,6 +148,35 @@ static const struct {
 	{"auth_type", "pam"},  {"server_tls_sslmode", "require"}, {"server_tls_sslmode", "verify-ca"},
 	{"server_tls_sslmode", "verify-full"},
 };
+
+/* One line saying how a setting is supported, for the README table and --list-settings. */
+const char *config_describe_support(const Setting *s, char *buf, size_t buflen)
+{
+	if (s->support == SUPPORT_NO_ERROR) {
+		snprintf(buf, buflen, "not yet: refuses to start if set");
+		return buf;
+	}
+	if (s->support == SUPPORT_NO_WARN) {
+		snprintf(buf, buflen, "not yet: ignored with a warning if set");
+		return buf;
+	}
+	size_t pos = 0;
+	int n = 0;
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof(value_rules) / sizeof(value_rules[0]); i++) {
+		if (strcmp(value_rules[i].name, s->name) != 0)
+			continue;
+		int w = snprintf(buf + pos, buflen - pos, "%s%s", n ? ", " : "yes, except (refuses to start): ",
+				 value_rules[i].value);
+		if (w < 0 || (size_t)w >= buflen - pos)
+			break;
+		pos += (size_t)w;
+		n++;
+	}
+	if (!n)
+		snprintf(buf, buflen, "yes");
+	return buf;
+}
 
 /* Connection-string keys of [databases] (§2.9) and [users] (§2.10); kind says how to parse. */
 typedef struct {

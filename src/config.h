@@ -259,6 +259,9 @@ int config_parse_connstr(DatabaseDef *def, const char *connstr, char *err, size_
 const DatabaseDef *config_find_database(const Config *cf, const char *name, int fallback);
 const UserDef *config_find_user(const Config *cf, const char *name);
 
+/* "yes", "yes, except (refuses to start): hba, ...", or how an unsupported one is treated. */
+const char *config_describe_support(const Setting *s, char *buf, size_t buflen);
+
 const char *config_pool_mode_name(int mode);
 const char *config_auth_type_name(int auth_type);
 

@@ -118,10 +118,24 @@ static void check_pool_servers(Pool *p, usec_t now)
 	}
 }
 
+/* Cancel requests that the server does not answer in time are dropped. */
+static void check_cancel_servers(Worker *w, usec_t now)
+{
+	const Config *cf = w->app->cf;
+	List *item, *tmp;
+	LIST_FOREACH_SAFE(item, tmp, &w->cancel_servers)
+	{
+		Server *s = LIST_CONTAINER(item, Server, head);
+		if (cf->cancel_wait_timeout > 0 && now - s->connect_time > cf->cancel_wait_timeout)
+			server_close(s, "cancel_wait_timeout");
+	}
+}
+
 void janitor_run(Worker *w)
 {
 	usec_t now = now_usec();
 	check_login_clients(w, now);
+	check_cancel_servers(w, now);
 	List *item, *tmp;
 	LIST_FOREACH_SAFE(item, tmp, &w->pools)
 	{

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -114,6 +115,14 @@ static int open_unix(App *app, char *err, size_t errlen)
 		return -1;
 	}
 	chmod(un.sun_path, (mode_t)cf->unix_socket_mode);
+	if (cf->unix_socket_group && *cf->unix_socket_group) {
+		struct group *gr = getgrnam(cf->unix_socket_group);
+		if (!gr || chown(un.sun_path, (uid_t)-1, gr->gr_gid) < 0) {
+			snprintf(err, errlen, "cannot set group %s on %s", cf->unix_socket_group, un.sun_path);
+			close(fd);
+			return -1;
+		}
+	}
 	return add_listener(app, fd, true, un.sun_path, err, errlen);
 }
 

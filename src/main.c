@@ -21,6 +21,21 @@
 #include "pool.h"
 #include "server.h"
 
+/* The README's settings table, printed from the settings table itself. */
+static void print_settings_table(void)
+{
+	printf("| setting | default | changeable at reload | supported | meaning |\n");
+	printf("|---|---|---|---|---|\n");
+	for (int i = 0; i < config_n_settings; i++) {
+		const Setting *s = &config_settings[i];
+		char sup[256];
+		printf("| %s | %s | %s | %s | %s |\n", s->name,
+		       s->default_value && *s->default_value ? s->default_value : "(unset)",
+		       (s->flags & SETTING_NO_RELOAD) ? "no" : "yes", config_describe_support(s, sup, sizeof(sup)),
+		       s->help);
+	}
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "tidepool is a PostgreSQL connection pooler, compatible with PgBouncer.\n\n"
@@ -32,6 +47,7 @@ static void usage(FILE *out)
 		     "  -u, --user=USERNAME  assume identity of USERNAME\n"
 		     "  -v, --verbose        increase verbosity\n"
 		     "  -V, --version        show version, then exit\n"
+		     "      --list-settings  print the supported settings as a Markdown table\n"
 		     "  -h, --help           show this help, then exit\n");
 }
 
@@ -119,7 +135,8 @@ int main(int argc, char **argv)
 		{"daemon", no_argument, NULL, 'd'},  {"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'}, {"user", required_argument, NULL, 'u'},
 		{"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
-		{"reboot", no_argument, NULL, 'R'},  {NULL, 0, NULL, 0}};
+		{"reboot", no_argument, NULL, 'R'},  {"list-settings", no_argument, NULL, 'L'},
+		{NULL, 0, NULL, 0}};
 	App app;
 	memset(&app, 0, sizeof(app));
 	log_init(&app.log);
@@ -144,6 +161,9 @@ int main(int argc, char **argv)
 			return 0;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'L':
+			print_settings_table();
 			return 0;
 		case 'R':
 			fprintf(stderr, "tidepool: -R (online restart) is not supported\n");

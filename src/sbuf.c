@@ -86,15 +86,26 @@ static void write_disable(SBuf *sb)
 	}
 }
 
-static void tune_socket(int fd, bool is_unix, int keepalive)
+static void tune_socket(int fd, bool is_unix, const SockOpts *o)
 {
 	int on = 1;
 	if (is_unix)
 		return;
 	/* Packets are batched by the buffer already; Nagle would only add latency. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	if (keepalive)
+	if (!o)
+		return;
+	if (o->keepalive) {
 		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+		if (o->keepcnt > 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &o->keepcnt, sizeof(o->keepcnt));
+		if (o->keepidle > 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &o->keepidle, sizeof(o->keepidle));
+		if (o->keepintvl > 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &o->keepintvl, sizeof(o->keepintvl));
+	}
+	if (o->user_timeout_ms > 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &o->user_timeout_ms, sizeof(o->user_timeout_ms));
 }
 
 static void assign_events(SBuf *sb)
@@ -103,12 +114,12 @@ static void assign_events(SBuf *sb)
 	event_assign(&sb->ev_write, sb->base, sb->fd, EV_WRITE | EV_PERSIST, on_write, sb);
 }
 
-int sbuf_accept(SBuf *sb, int fd, bool is_unix, int keepalive)
+int sbuf_accept(SBuf *sb, int fd, bool is_unix, const SockOpts *opts)
 {
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -1;
-	tune_socket(fd, is_unix, keepalive);
+	tune_socket(fd, is_unix, opts);
 	sb->fd = fd;
 	sb->closed = false;
 	assign_events(sb);
@@ -117,14 +128,14 @@ int sbuf_accept(SBuf *sb, int fd, bool is_unix, int keepalive)
 }
 
 int sbuf_connect(SBuf *sb, const struct sockaddr *sa, socklen_t salen, int64_t timeout_usec,
-		 int keepalive)
+		 const SockOpts *opts)
 {
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		sb->last_errno = errno;
 		return -1;
 	}
-	tune_socket(fd, sa->sa_family == AF_UNIX, keepalive);
+	tune_socket(fd, sa->sa_family == AF_UNIX, opts);
 	sb->fd = fd;
 	sb->closed = false;
 	assign_events(sb);

@@ -29,6 +29,15 @@ typedef enum {
  * pause reading until sbuf_continue(). A callback that closed the socket returns false. */
 typedef bool (*SBufCallback)(SBuf *sb, SBufEvent ev, PktHdr *pkt);
 
+/* TCP options applied to every socket (0 = leave the OS default). */
+typedef struct SockOpts {
+	int keepalive;
+	int keepcnt;
+	int keepidle;
+	int keepintvl;
+	int user_timeout_ms;
+} SockOpts;
+
 /* I/O functions; TLS swaps these and nothing above sbuf notices. */
 typedef struct SBufIO {
 	ssize_t (*recv)(SBuf *sb, void *buf, size_t len);
@@ -84,10 +93,10 @@ int sbuf_init(SBuf *sb, struct event_base *base, uint32_t bufsize, SBufCallback 
 void sbuf_free(SBuf *sb);
 
 /* Take an accepted socket (made non-blocking here) and start reading. */
-int sbuf_accept(SBuf *sb, int fd, bool is_unix, int keepalive);
+int sbuf_accept(SBuf *sb, int fd, bool is_unix, const SockOpts *opts);
 /* Start a non-blocking connect; result comes as CONNECT_OK / CONNECT_FAILED. */
 int sbuf_connect(SBuf *sb, const struct sockaddr *sa, socklen_t salen, int64_t timeout_usec,
-		 int keepalive);
+		 const SockOpts *opts);
 /* Close the socket now (idempotent); events are removed, pending bytes dropped. */
 void sbuf_close(SBuf *sb);
 

@@ -130,7 +130,9 @@ static void on_connect_addr(Server *s, const struct sockaddr *sa, socklen_t sale
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, s->addr, sizeof(s->addr));
 	server_update_log_prefix(s);
-	if (sbuf_connect(&s->sb, sa, salen, app->cf->server_connect_timeout, app->cf->tcp_keepalive) < 0) {
+	SockOpts so;
+	app_sock_opts(app, &so);
+	if (sbuf_connect(&s->sb, sa, salen, app->cf->server_connect_timeout, &so) < 0) {
 		char msg[200];
 		snprintf(msg, sizeof(msg), "connect failed: %s", strerror(s->sb.last_errno));
 		if (!s->is_cancel)
