@@ -129,6 +129,124 @@ static void log_fd_limits(App *app)
 			app->cf->max_client_conn, app->cf->max_client_conn + 12);
 }
 
+/* Everything after the command line; main() frees what it allocated whatever this returns. */
+static int run(App *app)
+{
+	/* Signals that arrive before the loop's handlers exist wait instead of killing us:
+	 * the listening socket accepts connections before the loop runs. */
+	sigset_t early;
+	sigemptyset(&early);
+	int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&early, sigs[i]);
+	sigprocmask(SIG_BLOCK, &early, NULL);
+	char err[1024];
+	app->cf = config_load(app->config_path, app_config_warning, app, err, sizeof(err));
+	if (!app->cf) {
+		log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "%s", err);
+		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "cannot load config file");
+		return 1;
+	}
+	if (app->cf->verbose > app->log.verbose)
+		app->log.verbose = app->cf->verbose;
+	const char *run_as = app->run_as_user ? app->run_as_user : app->cf->user;
+	if (geteuid() == 0 && (!run_as || !*run_as)) {
+		log_msg(&app->log, LOG_LEVEL_FATAL, NULL,
+			"tidepool should not run as root: use -u USER or the user setting");
+		return 1;
+	}
+	if (app->daemonize && (!app->cf->pidfile || !*app->cf->pidfile)) {
+		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "-d needs the pidfile setting");
+		return 1;
+	}
+	if (log_open_file(&app->log, app->cf->logfile) < 0) {
+		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "cannot open logfile %s: %s", app->cf->logfile,
+			strerror(errno));
+		return 1;
+	}
+	if (app_load_userlist(app, app->cf, &app->userlist, err, sizeof(err)) < 0) {
+		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "cannot load auth_file: %s", err);
+		return 1;
+	}
+	if (listener_open_all(app, err, sizeof(err)) < 0) {
+		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "%s", err);
+		return 1;
+	}
+	if (run_as && *run_as && geteuid() == 0) {
+		/* The listening sockets are open, and the pidfile is written by the final user so
+		 * that it can remove it at exit. */
+		for (int i = 0; i < app->n_listeners; i++)
+			if (app->listeners[i].is_unix) {
+				struct passwd *pw = getpwnam(run_as);
+				if (pw && chown(app->listeners[i].path, pw->pw_uid, pw->pw_gid) < 0)
+					log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "chown %s: %s",
+						app->listeners[i].path, strerror(errno));
+			}
+		if (change_user(app, run_as) < 0)
+			return 1;
+	}
+	if (app->daemonize && daemon(1, 0) < 0) {
+		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "daemon: %s", strerror(errno));
+		return 1;
+	}
+	if (app->daemonize)
+		app->log.quiet = 1;
+	if (write_pidfile(app) < 0)
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+
+	Worker *w = &app->worker;
+	worker_init(app, w);
+	w->base = event_base_new();
+	if (!w->base) {
+		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "cannot create event loop");
+		return 1;
+	}
+	w->dns = dns_create(w->base, app->cf->resolv_conf);
+	pool_sync_config(w, app->cf, true);
+	janitor_start(w);
+	listener_start(app);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		add_signal(app, sigs[i]);
+	sigprocmask(SIG_UNBLOCK, &early, NULL);
+	if (app->cf->stats_period > 0) {
+		struct timeval tv = {(time_t)(app->cf->stats_period / USEC_PER_SEC),
+				     (suseconds_t)(app->cf->stats_period % USEC_PER_SEC)};
+		event_assign(&app->stats_ev, w->base, -1, EV_PERSIST, app_on_stats, &app);
+		event_add(&app->stats_ev, &tv);
+	}
+	log_fd_limits(app);
+	for (int i = 0; i < app->n_listeners; i++) {
+		if (app->listeners[i].is_unix)
+			log_msg(&app->log, LOG_LEVEL_LOG, NULL, "listening on unix:%s", app->listeners[i].path);
+	}
+	if (app->cf->listen_addr && *app->cf->listen_addr)
+		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "listening on %s:%d", app->cf->listen_addr,
+			app->cf->listen_port);
+	log_msg(&app->log, LOG_LEVEL_LOG, NULL, "process up: tidepool %s, libevent %s (%s), tls: %s",
+		TIDEPOOL_VERSION, event_get_version(), event_base_get_method(w->base),
+		OPENSSL_VERSION_TEXT);
+
+	event_base_dispatch(w->base);
+
+	listener_close_all(app);
+	app_close_all_servers(w, app->shutdown ? "server shutting down" : "exit");
+	pool_reap(w);
+	janitor_stop(w);
+	for (int i = 0; i < app->n_sig_events; i++)
+		event_del(&app->sig_events[i]);
+	if (event_initialized(&app->stats_ev))
+		event_del(&app->stats_ev);
+	pool_free_all(w);
+	if (w->dns)
+		evdns_base_free(w->dns, 0);
+	event_base_free(w->base);
+	if (app->pidfile_written)
+		unlink(app->pidfile_written);
+	log_msg(&app->log, LOG_LEVEL_LOG, NULL, "shutdown complete");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -181,100 +299,13 @@ int main(int argc, char **argv)
 	if (!app.config_path)
 		app.config_path = strdup(argv[optind]);
 
-	char err[1024];
-	app.cf = config_load(app.config_path, app_config_warning, &app, err, sizeof(err));
-	if (!app.cf) {
-		log_msg(&app.log, LOG_LEVEL_ERROR, NULL, "%s", err);
-		log_msg(&app.log, LOG_LEVEL_FATAL, NULL, "cannot load config file");
-		return 1;
-	}
-	if (app.cf->verbose > app.log.verbose)
-		app.log.verbose = app.cf->verbose;
-	const char *run_as = app.run_as_user ? app.run_as_user : app.cf->user;
-	if (geteuid() == 0 && (!run_as || !*run_as)) {
-		log_msg(&app.log, LOG_LEVEL_FATAL, NULL,
-			"tidepool should not run as root: use -u USER or the user setting");
-		return 1;
-	}
-	if (app.daemonize && (!app.cf->pidfile || !*app.cf->pidfile)) {
-		log_msg(&app.log, LOG_LEVEL_FATAL, NULL, "-d needs the pidfile setting");
-		return 1;
-	}
-	if (log_open_file(&app.log, app.cf->logfile) < 0) {
-		log_msg(&app.log, LOG_LEVEL_FATAL, NULL, "cannot open logfile %s: %s", app.cf->logfile,
-			strerror(errno));
-		return 1;
-	}
-	if (app_load_userlist(&app, app.cf, &app.userlist, err, sizeof(err)) < 0) {
-		log_msg(&app.log, LOG_LEVEL_FATAL, NULL, "cannot load auth_file: %s", err);
-		return 1;
-	}
-	if (listener_open_all(&app, err, sizeof(err)) < 0) {
-		log_msg(&app.log, LOG_LEVEL_FATAL, NULL, "%s", err);
-		return 1;
-	}
-	if (run_as && *run_as && geteuid() == 0) {
-		/* The listening sockets are open, and the pidfile is written by the final user so
-		 * that it can remove it at exit. */
-		for (int i = 0; i < app.n_listeners; i++)
-			if (app.listeners[i].is_unix) {
-				struct passwd *pw = getpwnam(run_as);
-				if (pw && chown(app.listeners[i].path, pw->pw_uid, pw->pw_gid) < 0)
-					log_msg(&app.log, LOG_LEVEL_WARNING, NULL, "chown %s: %s",
-						app.listeners[i].path, strerror(errno));
-			}
-		if (change_user(&app, run_as) < 0)
-			return 1;
-	}
-	if (app.daemonize && daemon(1, 0) < 0) {
-		log_msg(&app.log, LOG_LEVEL_FATAL, NULL, "daemon: %s", strerror(errno));
-		return 1;
-	}
-	if (app.daemonize)
-		app.log.quiet = 1;
-	if (write_pidfile(&app) < 0)
-		return 1;
-	signal(SIGPIPE, SIG_IGN);
-
-	Worker *w = &app.worker;
-	worker_init(&app, w);
-	w->base = event_base_new();
-	if (!w->base) {
-		log_msg(&app.log, LOG_LEVEL_FATAL, NULL, "cannot create event loop");
-		return 1;
-	}
-	w->dns = dns_create(w->base, app.cf->resolv_conf);
-	pool_sync_config(w, app.cf, true);
-	janitor_start(w);
-	listener_start(&app);
-	int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2};
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		add_signal(&app, sigs[i]);
-	if (app.cf->stats_period > 0) {
-		struct timeval tv = {(time_t)(app.cf->stats_period / USEC_PER_SEC),
-				     (suseconds_t)(app.cf->stats_period % USEC_PER_SEC)};
-		event_assign(&app.stats_ev, w->base, -1, EV_PERSIST, app_on_stats, &app);
-		event_add(&app.stats_ev, &tv);
-	}
-	log_fd_limits(&app);
-	for (int i = 0; i < app.n_listeners; i++) {
-		if (app.listeners[i].is_unix)
-			log_msg(&app.log, LOG_LEVEL_LOG, NULL, "listening on unix:%s", app.listeners[i].path);
-	}
-	if (app.cf->listen_addr && *app.cf->listen_addr)
-		log_msg(&app.log, LOG_LEVEL_LOG, NULL, "listening on %s:%d", app.cf->listen_addr,
-			app.cf->listen_port);
-	log_msg(&app.log, LOG_LEVEL_LOG, NULL, "process up: tidepool %s, libevent %s (%s), tls: %s",
-		TIDEPOOL_VERSION, event_get_version(), event_base_get_method(w->base),
-		OPENSSL_VERSION_TEXT);
-
-	event_base_dispatch(w->base);
-
-	listener_close_all(&app);
-	app_close_all_servers(w, app.shutdown ? "server shutting down" : "exit");
-	pool_reap(w);
-	if (app.pidfile_written)
-		unlink(app.pidfile_written);
-	log_msg(&app.log, LOG_LEVEL_LOG, NULL, "shutdown complete");
-	return 0;
+	int rc = run(&app);
+	if (app.cf)
+		config_free(app.cf);
+	if (app.userlist)
+		userlist_free(app.userlist);
+	free(app.config_path);
+	free(app.pidfile_written);
+	log_close(&app.log);
+	return rc;
 }

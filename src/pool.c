@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <event2/dns.h>
 
 #include "app.h"
 #include "client.h"
@@ -658,4 +659,82 @@ void pool_reap(Worker *w)
 		}
 		free(s);
 	}
+}
+
+static void free_client_list(List *l)
+{
+	List *item;
+	while ((item = list_first(l)) != NULL) {
+		Client *c = LIST_CONTAINER(item, Client, head);
+		sbuf_close(&c->sb);
+		client_set_state(c, CL_JUSTFREE);
+	}
+}
+
+static void free_server_list(List *l)
+{
+	List *item;
+	while ((item = list_first(l)) != NULL) {
+		Server *s = LIST_CONTAINER(item, Server, head);
+		if (s->dns_req) {
+			struct evdns_getaddrinfo_request *r = s->dns_req;
+			s->dns_req = NULL;
+			evdns_getaddrinfo_cancel(r);
+		}
+		sbuf_close(&s->sb);
+		list_del(&s->head);
+		list_append(&s->w->justfree_servers, &s->head);
+		s->state = SV_JUSTFREE;
+	}
+}
+
+void pool_free_all(Worker *w)
+{
+	List *item;
+	free_client_list(&w->login_clients);
+	free_server_list(&w->cancel_servers);
+	LIST_FOREACH(item, &w->pools)
+	{
+		Pool *p = LIST_CONTAINER(item, Pool, head);
+		free_client_list(&p->active_clients);
+		free_client_list(&p->waiting_clients);
+		free_server_list(&p->active_servers);
+		free_server_list(&p->idle_servers);
+		free_server_list(&p->used_servers);
+		free_server_list(&p->tested_servers);
+		free_server_list(&p->new_servers);
+	}
+	pool_reap(w);
+	while ((item = list_first(&w->pools)) != NULL) {
+		Pool *p = LIST_CONTAINER(item, Pool, head);
+		list_del(&p->head);
+		for (int i = 0; i < p->welcome.n; i++) {
+			free(p->welcome.names[i]);
+			free(p->welcome.values[i]);
+		}
+		free(p);
+	}
+	while ((item = list_first(&w->databases)) != NULL) {
+		Database *db = LIST_CONTAINER(item, Database, head);
+		list_del(&db->head);
+		free(db->host);
+		free(db->dbname);
+		free(db->forced_user);
+		free(db->forced_password);
+		free(db->connect_query);
+		free(db->startup_client_encoding);
+		free(db->startup_datestyle);
+		free(db->startup_timezone);
+		free(db->startup_application_name);
+		free(db);
+	}
+	while ((item = list_first(&w->users)) != NULL) {
+		User *u = LIST_CONTAINER(item, User, head);
+		list_del(&u->head);
+		free(u->secret);
+		free(u);
+	}
+	for (int i = 0; i < w->var_count; i++)
+		free(w->var_names[i]);
+	w->var_count = 0;
 }

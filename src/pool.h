@@ -160,6 +160,12 @@ struct Client {
 	VarCache vars;
 	char *startup_options_ignored;
 	char log_prefix[160];
+	/* Admin console (admin.c): access level (ADMIN_*), a command whose reply waits
+	 * (PAUSE, SUSPEND, WAIT_CLOSE) and for which database (NULL: all). */
+	int admin;
+	int admin_wait;
+	Database *admin_wait_db;
+	usec_t admin_wait_start;
 };
 
 /* A server connection. Owned by its pool's lists; freed by pool_reap(). */
@@ -261,6 +267,8 @@ void pool_schedule_reap(Worker *w);
 void pool_reap(Worker *w);
 void pool_sync_config(Worker *w, const Config *cf, bool initial);
 void pool_fail_waiting(Pool *p, const char *reason, bool login_only);
+/* At exit: close every connection and free every object of the worker. */
+void pool_free_all(Worker *w);
 
 /* Client side (client.c). */
 Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen, bool is_unix);
