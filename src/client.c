@@ -440,6 +440,8 @@ static bool handle_client_packet(Client *c, PktHdr *pkt)
 			return true;
 		}
 		c->request_time = now_usec();
+		if (c->state != CL_WAITING && ps_client_prepare_local(c, pkt))
+			return true;
 		if (!pool_find_server(c))
 			return false;
 		s = c->link;
@@ -452,11 +454,17 @@ static bool handle_client_packet(Client *c, PktHdr *pkt)
 	}
 	if (s->setting_vars || s->running_internal)
 		return false;
+	if (ps_tracking(s)) {
+		/* Named prepared statements are rewritten; the tracker prepares the sbuf. */
+		if (!ps_client_packet(c, s, pkt))
+			return false;
+	} else {
+		sbuf_prepare_send(&c->sb, &s->sb, pkt->len);
+	}
 	note_request(c, s, pkt->type);
 	c->request_time = now_usec();
 	c->db->stats.client_bytes += pkt->len;
 	(void)app;
-	sbuf_prepare_send(&c->sb, &s->sb, pkt->len);
 	return true;
 }
 

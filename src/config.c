@@ -80,7 +80,7 @@ const Setting config_settings[] = {
 	S(max_db_client_connections, INT, "0", 0, YES, NULL, "most client connections per database (0 = no limit)"),
 	S(max_db_connections, INT, "0", 0, YES, NULL, "most server connections per database (0 = no limit)"),
 	S(max_packet_size, INT, "2147483647", 0, YES, NULL, "largest protocol packet allowed through"),
-	S(max_prepared_statements, INT, "200", 0, WARN, NULL, "prepared statements tracked per server connection"),
+	S(max_prepared_statements, INT, "200", 0, YES, NULL, "prepared statements tracked per server connection"),
 	S(max_user_client_connections, INT, "0", 0, YES, NULL, "most client connections per user (0 = no limit)"),
 	S(max_user_connections, INT, "0", 0, YES, NULL, "most server connections per user (0 = no limit)"),
 	S(min_pool_size, INT, "0", 0, YES, NULL, "keep at least this many server connections per pool"),

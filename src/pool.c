@@ -588,7 +588,8 @@ void pool_release_server(Server *s)
 		c->link = NULL;
 		s->link = NULL;
 	}
-	if (!s->ready || s->ready_status != 'I' || !sbuf_is_empty(&s->sb) || s->expect_rfq > 0) {
+	if (!s->ready || s->ready_status != 'I' || !sbuf_is_empty(&s->sb) || s->expect_rfq > 0 ||
+	    !ps_queue_empty(s)) {
 		server_close(s, "server released while not ready");
 		return;
 	}
@@ -596,6 +597,8 @@ void pool_release_server(Server *s)
 	bool reset = cf->server_reset_query && *cf->server_reset_query &&
 		     (mode == POOL_MODE_SESSION || cf->server_reset_query_always);
 	if (reset && !s->close_needed) {
+		/* DISCARD ALL (the default) drops the server's prepared statements too. */
+		ps_server_forget_all(s);
 		server_set_state(s, SV_TESTED);
 		s->running_internal = true;
 		server_send_query(s, cf->server_reset_query);
@@ -644,6 +647,7 @@ void pool_reap(Worker *w)
 		Client *c = LIST_CONTAINER(item, Client, head);
 		list_del(&c->head);
 		sbuf_free(&c->sb);
+		ps_client_free(c);
 		var_free(&c->vars);
 		free(c->password);
 		free(c);
@@ -652,6 +656,7 @@ void pool_reap(Worker *w)
 		Server *s = LIST_CONTAINER(item, Server, head);
 		list_del(&s->head);
 		sbuf_free(&s->sb);
+		ps_server_free(s);
 		var_free(&s->vars);
 		for (int i = 0; i < s->welcome_tmp_n; i++) {
 			free(s->welcome_tmp_names[i]);
@@ -737,4 +742,5 @@ void pool_free_all(Worker *w)
 	for (int i = 0; i < w->var_count; i++)
 		free(w->var_names[i]);
 	w->var_count = 0;
+	ps_registry_free(&w->ps_registry);
 }

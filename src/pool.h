@@ -16,6 +16,7 @@
 #include "list.h"
 #include "log.h"
 #include "pktbuf.h"
+#include "prepared.h"
 #include "sbuf.h"
 #include "scram.h"
 #include "stats.h"
@@ -159,6 +160,7 @@ struct Client {
 	char *password;      /* password the client gave (plain auth), for server login */
 	VarCache vars;
 	char *startup_options_ignored;
+	ClientPsMap ps_map;  /* its named prepared statements */
 	char log_prefix[160];
 	/* Admin console (admin.c): access level (ADMIN_*), a command whose reply waits
 	 * (PAUSE, SUSPEND, WAIT_CLOSE) and for which database (NULL: all). */
@@ -190,6 +192,7 @@ struct Server {
 	socklen_t peer_salen;
 	struct evdns_getaddrinfo_request *dns_req;
 	bool internal_failed;   /* our own query got an ErrorResponse */
+	ServerPs *ps;           /* prepared statements and owed replies; NULL until used */
 	int welcome_tmp_n;      /* parameters seen during login, before the pool has a welcome */
 	char *welcome_tmp_names[64];
 	char *welcome_tmp_values[64];
@@ -231,6 +234,7 @@ struct Worker {
 	struct event janitor_ev;
 	struct event reap_ev;
 	bool reap_scheduled;
+	PsRegistry ps_registry;
 	uint8_t scratch[8192]; /* building small pooler messages */
 };
 

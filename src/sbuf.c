@@ -40,6 +40,8 @@ int sbuf_init(SBuf *sb, struct event_base *base, uint32_t bufsize, SBufCallback 
 	sb->owner = owner;
 	sb->io = &raw_io;
 	sb->size = bufsize;
+	sb->base_size = bufsize;
+	sb->max_grow = 16u << 20;
 	sb->max_packet = 0x7fffffff;
 	sb->buf = malloc(bufsize);
 	return sb->buf ? 0 : -1;
@@ -179,6 +181,49 @@ void sbuf_prepare_skip(SBuf *sb, uint32_t len)
 {
 	sb->pkt_remain = len;
 	sb->pkt_skip = true;
+}
+
+void sbuf_prepare_skip_then_send(SBuf *sb, SBuf *dst, uint32_t skip_len, uint32_t send_len)
+{
+	sb->dst = dst;
+	sb->pkt_remain = skip_len;
+	sb->pkt_skip = true;
+	sb->then_send = send_len;
+}
+
+bool sbuf_require(SBuf *sb, uint32_t n)
+{
+	if (n > sb->size && n > sb->max_grow)
+		return false;
+	sb->need_bytes = n;
+	return true;
+}
+
+void sbuf_retry_after_flush(SBuf *sb)
+{
+	sb->retry_requested = true;
+}
+
+/* Make the buffer hold at least n bytes from pkt_pos on: compact, then grow if needed. */
+static bool make_room(SBuf *sb, uint32_t n)
+{
+	if (sb->pkt_pos + n <= sb->size)
+		return true;
+	if (sb->send_pos == sb->pkt_pos && sb->pkt_pos > 0) {
+		uint32_t keep = sb->recv_pos - sb->pkt_pos;
+		memmove(sb->buf, sb->buf + sb->pkt_pos, keep);
+		sb->recv_pos = keep;
+		sb->pkt_pos = sb->send_pos = 0;
+	}
+	if (sb->pkt_pos + n <= sb->size)
+		return true;
+	uint32_t nsize = sb->pkt_pos + n;
+	uint8_t *nb = realloc(sb->buf, nsize);
+	if (!nb)
+		return false;
+	sb->buf = nb;
+	sb->size = nsize;
+	return true;
 }
 
 void sbuf_want_flush(SBuf *sb)
@@ -340,6 +385,12 @@ static void process(SBuf *sb)
 				sb->pkt_pos += n;
 			}
 			sb->pkt_remain -= n;
+			if (sb->pkt_remain == 0 && sb->then_send) {
+				/* The replaced head is gone; the tail goes through untouched. */
+				sb->pkt_remain = sb->then_send;
+				sb->then_send = 0;
+				sb->pkt_skip = false;
+			}
 			continue;
 		}
 		if (sb->want_flush) {
@@ -365,12 +416,31 @@ static void process(SBuf *sb)
 		/* Packets that fit the buffer are shown whole, so callbacks can parse them. */
 		if (hdr.avail < hdr.len && hdr.len <= sb->size)
 			break;
+		if (sb->need_bytes) {
+			uint32_t want = sb->need_bytes < hdr.len ? sb->need_bytes : hdr.len;
+			if (hdr.avail < want) {
+				if (!make_room(sb, want)) {
+					report(sb, SBUF_EV_BAD_PACKET, ENOMEM);
+					break;
+				}
+				break; /* read more */
+			}
+			sb->need_bytes = 0;
+		}
 		sb->resume_requested = false;
 		if (!sb->cb(sb, SBUF_EV_READ, &hdr)) {
 			if (sb->resume_requested) {
 				sb->resume_requested = false;
 				continue;
 			}
+			if (sb->retry_requested) {
+				sb->retry_requested = false;
+				if (send_pending(sb) == 0)
+					goto blocked;
+				continue;
+			}
+			if (sb->need_bytes && !sb->closed)
+				continue; /* re-checked above: wait for the bytes, then re-deliver */
 			if (!sb->closed)
 				sb->paused = true;
 			break;
@@ -378,8 +448,17 @@ static void process(SBuf *sb)
 	}
 	if (!sb->closed && send_pending(sb) == 0)
 		goto blocked;
-	if (!sb->closed && sb->pkt_pos == sb->recv_pos && sb->send_pos == sb->pkt_pos)
+	if (!sb->closed && sb->pkt_pos == sb->recv_pos && sb->send_pos == sb->pkt_pos) {
 		sb->recv_pos = sb->pkt_pos = sb->send_pos = 0;
+		if (sb->size > sb->base_size && sb->pkt_remain == 0) {
+			/* A big packet needed a big buffer once; give the memory back. */
+			uint8_t *nb = realloc(sb->buf, sb->base_size);
+			if (nb) {
+				sb->buf = nb;
+				sb->size = sb->base_size;
+			}
+		}
+	}
 	if (!sb->closed && !sb->paused)
 		read_enable(sb);
 	else

@@ -69,6 +69,11 @@ struct SBuf {
 	bool closed;
 	bool in_process;   /* re-entrancy guard */
 	bool resume_requested; /* sbuf_continue() called from inside a callback */
+	bool retry_requested;  /* sbuf_retry_after_flush(): flush, then re-deliver the packet */
+	uint32_t need_bytes;   /* sbuf_require(): deliver the packet once this much of it is here */
+	uint32_t then_send;    /* after skipping pkt_remain bytes, forward this many */
+	uint32_t base_size;    /* the configured buffer size; the buffer shrinks back to it */
+	uint32_t max_grow;     /* largest size sbuf_require() may grow the buffer to */
 	int last_errno;
 	SBufCallback cb;
 	void *owner;
@@ -102,6 +107,14 @@ void sbuf_close(SBuf *sb);
 
 void sbuf_prepare_send(SBuf *sb, SBuf *dst, uint32_t len);
 void sbuf_prepare_skip(SBuf *sb, uint32_t len);
+/* Skip the first skip_len bytes of the packet, then forward send_len bytes to dst (used to
+ * replace a packet's head with a rewritten one while streaming its tail). */
+void sbuf_prepare_skip_then_send(SBuf *sb, SBuf *dst, uint32_t skip_len, uint32_t send_len);
+/* From a callback: re-deliver this packet once n of its bytes are buffered (the buffer grows
+ * up to max_grow if needed). Returns false if n is beyond that; the callback returns false. */
+bool sbuf_require(SBuf *sb, uint32_t n);
+/* From a callback: write pending bytes first, then re-deliver this packet. Return false after. */
+void sbuf_retry_after_flush(SBuf *sb);
 /* Ask for SBUF_EV_FLUSH once all prepared bytes are written; stops packet processing until. */
 void sbuf_want_flush(SBuf *sb);
 /* Resume after the callback returned false. */

@@ -570,8 +570,9 @@ static bool handle_ready(Server *s, PktHdr *pkt)
 		sbuf_prepare_skip(&s->sb, pkt->len);
 		return true;
 	}
+	st->server_bytes += pkt->len;
 	sbuf_prepare_send(&s->sb, &c->sb, pkt->len);
-	if (mode != POOL_MODE_SESSION && status == 'I' && s->ready) {
+	if (mode != POOL_MODE_SESSION && status == 'I' && s->ready && ps_queue_empty(s)) {
 		s->release_on_flush = true;
 		sbuf_want_flush(&s->sb);
 	}
@@ -624,8 +625,13 @@ static bool handle_internal_reply(Server *s, PktHdr *pkt)
 static bool handle_linked_packet(Server *s, PktHdr *pkt)
 {
 	Client *c = s->link;
+	bool forward = s->ps ? ps_server_reply(s, pkt) : true;
 	if (pkt->type == 'Z')
 		return handle_ready(s, pkt);
+	if (!forward) {
+		sbuf_prepare_skip(&s->sb, pkt->len);
+		return true;
+	}
 	if (pkt->type == 'S' && pkt->avail == pkt->len) {
 		PktReader r;
 		proto_reader_init(&r, pkt);
@@ -717,6 +723,8 @@ static bool server_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt)
 		server_close(s, "bad packet header from server");
 		return false;
 	case SBUF_EV_FLUSH:
+		if (ps_fakes_due(s))
+			ps_flush_fakes(s);
 		if (s->release_on_flush) {
 			s->release_on_flush = false;
 			if (s->link)

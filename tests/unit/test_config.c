@@ -135,7 +135,8 @@ static void test_table(void)
 	CHECK(config_find_setting("client_tls_sslmode")->support == SUPPORT_NO_ERROR);
 	CHECK(config_find_setting("auth_user")->support == SUPPORT_NO_ERROR);
 	CHECK(config_find_setting("auth_hba_file")->support == SUPPORT_NO_WARN);
-	CHECK(config_find_setting("max_prepared_statements")->support == SUPPORT_NO_WARN);
+	CHECK(config_find_setting("max_prepared_statements")->support == SUPPORT_YES);
+	CHECK(config_find_setting("syslog")->support == SUPPORT_NO_WARN);
 	CHECK(config_find_setting("pool_mode")->support == SUPPORT_YES);
 	CHECK(config_find_setting("listen_port")->offset == offsetof(Config, listen_port));
 	CHECK_STR(config_pool_mode_name(POOL_MODE_TRANSACTION), "transaction");
@@ -202,8 +203,7 @@ static void test_seed(void)
 	CHECK_STR(cf->pidfile, "/var/run/pgbouncer/pgbouncer.pid");
 	CHECK_STR(cf->conffile, "t.ini");
 	CHECK(cf->max_prepared_statements == 100);
-	CHECK(warns.n == 1);
-	CHECK_STR(warns.text, "t.ini: setting max_prepared_statements = 100 is not supported yet and is ignored\n");
+	CHECK(warns.n == 0); /* every setting of the user's file is supported */
 	CHECK(cf->n_databases == 1);
 	db = config_find_database(cf, "ahsp_db", 0);
 	CHECK(db != NULL);
@@ -601,8 +601,10 @@ static void test_set_and_format(void)
 	CHECK(config_set(cf, "foo_bar", "1", err, sizeof(err)) == -1);
 	CHECK_STR(err, "unknown parameter: pgbouncer/foo_bar");
 	CHECK(config_set(cf, "max_prepared_statements", "50", err, sizeof(err)) == 0);
-	CHECK_STR(err, "setting max_prepared_statements = 50 is not supported yet and is ignored");
 	CHECK(cf->max_prepared_statements == 50);
+	CHECK(config_set(cf, "syslog", "1", err, sizeof(err)) == 0);
+	CHECK_STR(err, "setting syslog = 1 is not supported yet and is ignored");
+	CHECK(cf->syslog == 1);
 	config_free(cf);
 }
 
