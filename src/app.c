@@ -83,6 +83,20 @@ static int count_linked_servers(Worker *w)
 	return n;
 }
 
+void app_reconnect_all_servers(Worker *w)
+{
+	List *pi, *si;
+	LIST_FOREACH(pi, &w->pools)
+	{
+		Pool *p = LIST_CONTAINER(pi, Pool, head);
+		List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->new_servers,
+				 &p->active_servers};
+		for (size_t i = 0; i < 5; i++)
+			LIST_FOREACH(si, lists[i])
+		LIST_CONTAINER(si, Server, head)->close_needed = true;
+	}
+}
+
 void app_close_all_servers(Worker *w, const char *reason)
 {
 	List *pi, *si, *tmp;
@@ -127,6 +141,12 @@ static void start_shutdown(App *app, ShutdownMode mode)
 		}
 	}
 	app_check_shutdown(app);
+}
+
+/* The console's SHUTDOWN [WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS] (admin.c). */
+void app_start_shutdown(App *app, ShutdownMode mode)
+{
+	start_shutdown(app, mode);
 }
 
 void app_on_signal(evutil_socket_t sig, short what, void *arg)

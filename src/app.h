@@ -57,6 +57,8 @@ struct App {
 int app_reload(App *app, char *err, size_t errlen);
 /* Called when a client or server went away, to finish a pending shutdown. */
 void app_check_shutdown(App *app);
+/* Start a shutdown as the signals do (a second one, or SHUTDOWN_IMMEDIATE, exits at once). */
+void app_start_shutdown(App *app, ShutdownMode mode);
 /* Config loader warnings go to the log. */
 void app_config_warning(void *arg, const char *msg);
 /* Load cf's auth_file into *out (NULL when none is set). */
@@ -64,6 +66,8 @@ int app_load_userlist(App *app, const Config *cf, UserList **out, char *err, siz
 void app_on_signal(evutil_socket_t sig, short what, void *arg);
 void app_on_stats(evutil_socket_t fd, short what, void *arg);
 void app_close_all_servers(Worker *w, const char *reason);
+/* Mark every server to be closed once released (RECONNECT), e.g. after TLS settings changed. */
+void app_reconnect_all_servers(Worker *w);
 /* The TCP options of the current config. */
 void app_sock_opts(const App *app, SockOpts *o);
 

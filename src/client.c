@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "app.h"
 #include "auth.h"
 
@@ -183,7 +184,9 @@ static void handle_cancel(Client *c, uint32_t pid, uint32_t key)
 	App *app = c->w->app;
 	c->is_cancel = true;
 	Client *target = client_find_by_cancel(c->w, pid, key);
-	if (!target) {
+	if (!target && admin_handle_cancel(c->w, pid, key)) {
+		/* ^C on a console waiting in PAUSE or SUSPEND: resume (admin.c) */
+	} else if (!target) {
 		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "cancel request for unknown client");
 	} else if (target->link) {
 		server_launch_cancel(target->link, c);
@@ -284,6 +287,8 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 	if (app->cf->log_connections)
 		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix,
 			"login attempt: db=%s user=%s tls=no replication=no", c->dbname, c->username);
+	if (admin_is_console_db(c->dbname))
+		return admin_startup(c); /* the console: allowed during shutdown, own access rules */
 	if (app->shutdown != SHUTDOWN_NONE) {
 		client_error_close(c, "08P01", "pooler is shutting down");
 		return false;
@@ -346,6 +351,8 @@ bool client_login_done(Client *c)
 {
 	App *app = c->w->app;
 	char msg[200];
+	if (admin_is_console_db(c->dbname))
+		return admin_login_done(c);
 	if (!c->db) {
 		snprintf(msg, sizeof(msg), "no such database: %s", c->dbname);
 		client_error_close(c, "08P01", msg);
@@ -413,6 +420,8 @@ static void note_request(Client *c, Server *s, uint8_t type)
 static bool handle_client_packet(Client *c, PktHdr *pkt)
 {
 	App *app = c->w->app;
+	if (c->admin)
+		return admin_handle_packet(c, pkt);
 	if (pkt->type == 'X') {
 		sbuf_prepare_skip(&c->sb, pkt->len);
 		client_close(c, "client close request");

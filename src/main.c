@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "app.h"
 #include "dns.h"
 #include "janitor.h"
@@ -205,6 +206,7 @@ static int run(App *app)
 	w->dns = dns_create(w->base, app->cf->resolv_conf);
 	pool_sync_config(w, app->cf, true);
 	janitor_start(w);
+	admin_init(app);
 	listener_start(app);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		add_signal(app, sigs[i]);
@@ -212,7 +214,7 @@ static int run(App *app)
 	if (app->cf->stats_period > 0) {
 		struct timeval tv = {(time_t)(app->cf->stats_period / USEC_PER_SEC),
 				     (suseconds_t)(app->cf->stats_period % USEC_PER_SEC)};
-		event_assign(&app->stats_ev, w->base, -1, EV_PERSIST, app_on_stats, &app);
+		event_assign(&app->stats_ev, w->base, -1, EV_PERSIST, app_on_stats, app);
 		event_add(&app->stats_ev, &tv);
 	}
 	log_fd_limits(app);
@@ -237,6 +239,7 @@ static int run(App *app)
 		event_del(&app->sig_events[i]);
 	if (event_initialized(&app->stats_ev))
 		event_del(&app->stats_ev);
+	admin_cleanup(app);
 	pool_free_all(w);
 	if (w->dns)
 		evdns_base_free(w->dns, 0);

@@ -430,7 +430,8 @@ void pool_launch_if_needed(Pool *p)
 	App *app = p->w->app;
 	const Config *cf = app->cf;
 	usec_t now = now_usec();
-	if (app->shutdown != SHUTDOWN_NONE || p->db->removed)
+	/* Paused (PAUSE, KILL, SUSPEND, SIGUSR1): no new servers, or each would be closed at once. */
+	if (app->shutdown != SHUTDOWN_NONE || p->db->removed || app->paused || p->db->paused)
 		return;
 	if (p->last_login_fail && now - p->last_login_fail < cf->server_login_retry)
 		return;

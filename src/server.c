@@ -543,16 +543,17 @@ static bool handle_ready(Server *s, PktHdr *pkt)
 	if (s->expect_rfq > 0)
 		s->expect_rfq--;
 	st->query_count++;
+	/* A transaction starts with its first query; an autocommit statement is one (SHOW STATS). */
+	usec_t qstart = s->query_start ? s->query_start : now;
 	if (s->query_start) {
 		st->query_time += (uint64_t)(now - s->query_start);
 		s->query_start = 0;
 	}
 	if (status != 'I' && !s->xact_start)
-		s->xact_start = c && c->query_start ? c->query_start : now;
+		s->xact_start = qstart;
 	if (status == 'I') {
 		st->xact_count++;
-		if (s->xact_start)
-			st->xact_time += (uint64_t)(now - s->xact_start);
+		st->xact_time += (uint64_t)(now - (s->xact_start ? s->xact_start : qstart));
 		s->xact_start = 0;
 	}
 	s->ready_status = status;

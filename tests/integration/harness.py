@@ -132,7 +132,9 @@ def stop_pid(proc, sig=signal.SIGQUIT, timeout=10):
 
 def established_to_port(port):
     """Number of ESTABLISHED TCP sockets on 127.0.0.1 whose local port is `port` (server side)."""
-    n = 0
+    # A socket can appear twice when the table changes while it is read in chunks: count each
+    # (local, remote) pair once.
+    seen = set()
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(path) as f:
@@ -140,10 +142,10 @@ def established_to_port(port):
                 for line in f:
                     parts = line.split()
                     if parts[3] == "01" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                        n += 1
+                        seen.add((parts[1], parts[2]))
         except OSError:
             pass
-    return n
+    return len(seen)
 
 
 def raise_nofile(limit=4096):

@@ -79,6 +79,18 @@ def test_psycopg3_prepared_switching_servers(tidepool):
     finally:
         for c in conns:
             c.close()
+    # SHOW STATS: servers prepared each statement about once, clients many times.
+    admin = psycopg2.connect(d.dsn(user="postgres", password="adminpw", dbname="pgbouncer"))
+    admin.autocommit = True
+    cur = admin.cursor()
+    cur.execute("SHOW STATS")
+    cols = [c.name for c in cur.description]
+    rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+    admin.close()
+    app = [r for r in rows if r["database"] == "appdb"][0]
+    assert int(app["total_client_parse_count"]) >= 6, app
+    assert int(app["total_server_parse_count"]) <= 2 * 2 + 2, app
+    assert int(app["total_bind_count"]) >= 5 * 60 * 2, app
 
 
 @pytest.mark.tidepool_only(reason="needs prepared statement tracking")

@@ -1,0 +1,1081 @@
+/* admin.c: the admin console (virtual database "pgbouncer", compat.md §3): the command parser,
+ * console login, command dispatch, the control commands (PAUSE, RESUME, KILL, ...), replies that
+ * wait (PAUSE, SUSPEND, WAIT_CLOSE) and the stats-period snapshots behind the averages.
+ * SHOW output lives in admin_show.c. */
+#include "admin.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "auth.h"
+#include "client.h"
+#include "server.h"
+
+#define ADMIN_TICK_USEC 50000 /* upkeep of pause states and waiting replies */
+
+enum { WAIT_NONE = 0, WAIT_PAUSE, WAIT_PAUSE_DB, WAIT_SUSPEND, WAIT_CLOSE };
+
+/* ---------------------------------------------------------------- the parser */
+
+static bool is_ws(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+static const char *skip_ws(const char *p)
+{
+	while (is_ws(*p))
+		p++;
+	return p;
+}
+
+static bool is_word_char(char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+}
+
+/* End of text quoted with q at p (a doubled q inside is one q), or NULL if unterminated. */
+static const char *scan_quoted(const char *p, char q)
+{
+	const char *s = p + 1;
+	for (;;) {
+		if (!*s)
+			return NULL;
+		if (*s == q) {
+			if (s[1] != q)
+				return s + 1;
+			s++;
+		}
+		s++;
+	}
+}
+
+/* End of the WORD at p ([0-9A-Za-z_]+ or a "quoted" identifier), or NULL if there is none. */
+static const char *scan_word(const char *p)
+{
+	if (*p == '"')
+		return scan_quoted(p, '"');
+	const char *s = p;
+	while (is_word_char(*s))
+		s++;
+	return s > p ? s : NULL;
+}
+
+/* Copy [s, e) into dst without its quotes q. Like PgBouncer's copy_arg, raw text that does not
+ * fit dst is refused. */
+static bool copy_word(const char *s, const char *e, char *dst, size_t dstmax, char q)
+{
+	size_t len = (size_t)(e - s), o = 0;
+	dst[0] = 0;
+	if (len >= dstmax)
+		return false;
+	if (len >= 2 && s[0] == q) {
+		for (size_t i = 1; i + 1 < len; i++) {
+			if (s[i] == q && s[i + 1] == q)
+				i++;
+			dst[o++] = s[i];
+		}
+	} else {
+		memcpy(dst, s, len);
+		o = len;
+	}
+	dst[o] = 0;
+	return true;
+}
+
+/* WS* (';' WS*)? then the end of the string. */
+static bool at_end(const char *p)
+{
+	p = skip_ws(p);
+	if (*p == ';')
+		p = skip_ws(p + 1);
+	return *p == 0;
+}
+
+static AdminParseKind parse_set(const char *p, AdminCommand *out)
+{
+	if (strncasecmp(p, "set", 3) != 0 || !is_ws(p[3]))
+		return ADMIN_PARSE_INVALID;
+	const char *k = skip_ws(p + 3), *ke = scan_word(k);
+	if (!ke)
+		return ADMIN_PARSE_INVALID;
+	const char *s = skip_ws(ke);
+	if (*s == '=') {
+		s++;
+	} else if ((s[0] == 't' || s[0] == 'T') && (s[1] == 'o' || s[1] == 'O')) {
+		s += 2;
+	} else if (*k != '"' && ke - k > 2 && strncasecmp(ke - 2, "to", 2) == 0) {
+		s = ke; /* "SET keyTO value": the regex backtracks into the key */
+		ke -= 2;
+	} else {
+		return ADMIN_PARSE_INVALID;
+	}
+	const char *v = skip_ws(s);
+	char q = *v == '\'' ? '\'' : '"';
+	const char *ve = q == '\'' ? scan_quoted(v, '\'') : scan_word(v);
+	if (!ve || !at_end(ve))
+		return ADMIN_PARSE_INVALID;
+	if (!copy_word(k, ke, out->arg, sizeof(out->arg), '"') || !out->arg[0] ||
+	    !copy_word(v, ve, out->value, sizeof(out->value), q))
+		return ADMIN_PARSE_BAD_ARGS;
+	return ADMIN_PARSE_SET;
+}
+
+AdminParseKind admin_parse_command(const char *query, AdminCommand *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!query)
+		return out->kind = ADMIN_PARSE_INVALID;
+	const char *p = skip_ws(query);
+	const char *e1 = scan_word(p);
+	if (e1) {
+		const char *a = skip_ws(e1), *ae = NULL, *end = e1;
+		if (a > e1 && (ae = scan_word(a)) != NULL)
+			end = ae;
+		if (at_end(end)) {
+			if (!copy_word(p, e1, out->cmd, sizeof(out->cmd), '"') ||
+			    (ae && !copy_word(a, ae, out->arg, sizeof(out->arg), '"'))) {
+				out->cmd[0] = out->arg[0] = 0;
+				return out->kind = ADMIN_PARSE_BAD_ARGS;
+			}
+			return out->kind = ADMIN_PARSE_CMD;
+		}
+	}
+	out->kind = parse_set(p, out);
+	if (out->kind != ADMIN_PARSE_SET)
+		out->arg[0] = out->value[0] = 0;
+	return out->kind;
+}
+
+/* ---------------------------------------------------------------- state */
+
+static App *s_app;
+static Database s_db;
+static Pool s_pool;
+static User s_user;
+static char s_name[] = "pgbouncer";
+static bool s_objects_ready;
+static bool s_suspended;
+static usec_t s_suspend_start;
+static bool s_was_paused;
+static struct event s_tick_ev;
+
+static void objects_init(Worker *w)
+{
+	if (s_objects_ready)
+		return;
+	s_objects_ready = true;
+	list_init(&s_db.head);
+	snprintf(s_db.name, sizeof(s_db.name), "%s", s_name);
+	s_db.dbname = s_name;
+	s_db.forced_user = s_name;
+	s_db.pool_size = 2;
+	s_db.min_pool_size = 0;
+	s_db.reserve_pool_size = 0;
+	s_db.pool_mode = POOL_MODE_STATEMENT;
+	s_db.max_db_connections = s_db.max_db_client_connections = -1;
+	s_db.server_lifetime = -1;
+	list_init(&s_user.head);
+	snprintf(s_user.name, sizeof(s_user.name), "%s", s_name);
+	s_user.pool_size = s_user.reserve_pool_size = s_user.pool_mode = -1;
+	s_user.max_user_connections = s_user.max_user_client_connections = -1;
+	list_init(&s_pool.head);
+	list_init(&s_pool.active_clients);
+	list_init(&s_pool.waiting_clients);
+	list_init(&s_pool.active_servers);
+	list_init(&s_pool.idle_servers);
+	list_init(&s_pool.used_servers);
+	list_init(&s_pool.tested_servers);
+	list_init(&s_pool.new_servers);
+	s_pool.w = w;
+	s_pool.db = &s_db;
+	s_pool.user = &s_user;
+	s_pool.welcome.ready = true;
+}
+
+Database *admin_database(void)
+{
+	return &s_db;
+}
+
+Pool *admin_pool(void)
+{
+	return &s_pool;
+}
+
+bool admin_is_suspended(void)
+{
+	return s_suspended;
+}
+
+/* ---------------------------------------------------------------- replies */
+
+static bool ready(Client *c, const char *tag)
+{
+	PktBuf pb;
+	pktbuf_init_dynamic(&pb, 64);
+	return admin_send_result(c, &pb, tag);
+}
+
+static bool syntax_error(Client *c, const char *query)
+{
+	return admin_error(c, "invalid command '%s', use SHOW HELP;", query);
+}
+
+static bool need_admin(Client *c)
+{
+	if (c->admin == ADMIN_FULL)
+		return true;
+	admin_error(c, "admin access needed");
+	return false;
+}
+
+/* ---------------------------------------------------------------- lookups and counts */
+
+static Database *find_db(Worker *w, const char *name)
+{
+	List *item;
+	LIST_FOREACH (item, &w->databases) {
+		Database *db = LIST_CONTAINER(item, Database, head);
+		if (!db->removed && strcmp(db->name, name) == 0)
+			return db;
+	}
+	return NULL;
+}
+
+static int db_server_count(Worker *w, Database *db)
+{
+	int n = 0;
+	List *item;
+	LIST_FOREACH (item, &w->pools) {
+		Pool *p = LIST_CONTAINER(item, Pool, head);
+		if (!db || p->db == db)
+			n += pool_server_count(p);
+	}
+	return n;
+}
+
+static int close_needed_count(Worker *w, Database *db)
+{
+	int n = 0;
+	List *pi, *si;
+	LIST_FOREACH (pi, &w->pools) {
+		Pool *p = LIST_CONTAINER(pi, Pool, head);
+		if (db && p->db != db)
+			continue;
+		List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers, &p->tested_servers,
+		                 &p->new_servers};
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+			LIST_FOREACH (si, lists[i])
+				n += LIST_CONTAINER(si, Server, head)->close_needed;
+	}
+	return n;
+}
+
+static void close_server_list(List *list, const char *reason)
+{
+	List *item, *tmp;
+	LIST_FOREACH_SAFE (item, tmp, list)
+		server_close(LIST_CONTAINER(item, Server, head), reason);
+}
+
+/* Servers nobody uses go at once while paused; busy ones when released (pool_server_ready). */
+static void pause_sweep(App *app)
+{
+	List *item;
+	LIST_FOREACH (item, &app->worker.pools) {
+		Pool *p = LIST_CONTAINER(item, Pool, head);
+		if (!((app->paused && !s_suspended) || p->db->paused))
+			continue;
+		close_server_list(&p->idle_servers, "pause mode");
+		close_server_list(&p->used_servers, "pause mode");
+	}
+}
+
+/* After a pause: hand idle servers to waiting clients and launch what is missing. */
+static bool has_waiting(const Pool *p)
+{
+	const List *ci;
+	LIST_FOREACH (ci, &p->waiting_clients) {
+		if (LIST_CONTAINER(ci, Client, head)->state == CL_WAITING)
+			return true;
+	}
+	return false;
+}
+
+static void kick_pools(Worker *w, Database *db)
+{
+	List *item, *si;
+	LIST_FOREACH (item, &w->pools) {
+		Pool *p = LIST_CONTAINER(item, Pool, head);
+		if (db && p->db != db)
+			continue;
+		/* pool_server_ready links the first idle server to a waiting client (or closes it) */
+		for (int guard = 0; guard < 100000 && (si = list_first(&p->idle_servers)) && has_waiting(p);
+		     guard++)
+			pool_server_ready(LIST_CONTAINER(si, Server, head));
+		pool_launch_if_needed(p);
+	}
+}
+
+/* Every socket except the console's: SUSPEND stops reading them, RESUME goes on. The sockets
+ * are collected first: fn may run callbacks that move objects between lists (nothing is freed
+ * before the loop's next reap). */
+static void for_each_socket(Worker *w, void (*fn)(SBuf *sb))
+{
+	List *pi, *item;
+	size_t n = 0, cap = 256;
+	SBuf **all = malloc(cap * sizeof(*all));
+	if (!all)
+		return;
+#define ADD_SB(sbp)                                                                                          \
+	do {                                                                                                 \
+		if (n == cap) {                                                                              \
+			SBuf **nall = realloc(all, 2 * cap * sizeof(*all));                                  \
+			if (!nall)                                                                           \
+				goto done;                                                                   \
+			all = nall;                                                                          \
+			cap *= 2;                                                                            \
+		}                                                                                            \
+		all[n++] = (sbp);                                                                            \
+	} while (0)
+	LIST_FOREACH (item, &w->login_clients)
+		ADD_SB(&LIST_CONTAINER(item, Client, head)->sb);
+	LIST_FOREACH (pi, &w->pools) {
+		Pool *p = LIST_CONTAINER(pi, Pool, head);
+		List *lists[] = {&p->active_clients, &p->waiting_clients};
+		for (size_t i = 0; i < 2; i++)
+			LIST_FOREACH (item, lists[i])
+				ADD_SB(&LIST_CONTAINER(item, Client, head)->sb);
+		List *slists[] = {&p->active_servers, &p->idle_servers, &p->used_servers, &p->tested_servers,
+		                  &p->new_servers};
+		for (size_t i = 0; i < 5; i++)
+			LIST_FOREACH (item, slists[i])
+				ADD_SB(&LIST_CONTAINER(item, Server, head)->sb);
+	}
+#undef ADD_SB
+done:
+	for (size_t i = 0; i < n; i++)
+		fn(all[i]);
+	free(all);
+}
+
+static bool s_all_flushed;
+static void check_flushed(SBuf *sb)
+{
+	if (!sb->closed && (!sbuf_is_empty(sb) || !sbuf_gen_empty(sb)))
+		s_all_flushed = false;
+}
+
+static void continue_socket(SBuf *sb)
+{
+	if (!sb->closed && !sb->connecting)
+		sbuf_continue(sb);
+}
+
+static void full_resume(App *app)
+{
+	bool was_suspended = s_suspended;
+	app->paused = false;
+	s_suspended = false;
+	if (was_suspended)
+		for_each_socket(&app->worker, continue_socket);
+	kick_pools(&app->worker, NULL);
+}
+
+/* ---------------------------------------------------------------- waiting replies */
+
+static bool wait_done(App *app, Client *c)
+{
+	Worker *w = &app->worker;
+	switch (c->admin_wait) {
+	case WAIT_PAUSE:
+		return !app->paused || db_server_count(w, NULL) == 0;
+	case WAIT_PAUSE_DB:
+		return !c->admin_wait_db->paused || db_server_count(w, c->admin_wait_db) == 0;
+	case WAIT_SUSPEND:
+		s_all_flushed = true;
+		for_each_socket(w, check_flushed);
+		return s_all_flushed || !s_suspended ||
+		       now_usec() - s_suspend_start >= app->cf->suspend_timeout;
+	case WAIT_CLOSE:
+		return close_needed_count(w, c->admin_wait_db) == 0;
+	}
+	return true;
+}
+
+static const char *wait_tag(int wait)
+{
+	switch (wait) {
+	case WAIT_SUSPEND:
+		return "SUSPEND";
+	case WAIT_CLOSE:
+		return "WAIT_CLOSE";
+	}
+	return "PAUSE";
+}
+
+/* Reply now if the condition already holds, else keep the reply for admin_tick. */
+static bool wait_or_reply(Client *c, int wait, Database *db)
+{
+	c->admin_wait = wait;
+	c->admin_wait_db = db;
+	c->admin_wait_start = now_usec();
+	if (!wait_done(c->w->app, c))
+		return true;
+	c->admin_wait = WAIT_NONE;
+	return ready(c, wait_tag(wait));
+}
+
+static void finish_waits(App *app)
+{
+	Client *waiting[64];
+	int n = 0;
+	List *item;
+	/* collected first: a reply lets the client's next query run, which may close others */
+	LIST_FOREACH (item, &s_pool.active_clients) {
+		Client *c = LIST_CONTAINER(item, Client, head);
+		if (c->admin_wait != WAIT_NONE && n < (int)(sizeof(waiting) / sizeof(waiting[0])))
+			waiting[n++] = c;
+	}
+	for (int i = 0; i < n; i++) {
+		Client *c = waiting[i];
+		if (c->state != CL_ACTIVE || c->sb.closed || c->admin_wait == WAIT_NONE || !wait_done(app, c))
+			continue;
+		const char *tag = wait_tag(c->admin_wait);
+		c->admin_wait = WAIT_NONE;
+		c->admin_wait_db = NULL;
+		if (ready(c, tag))
+			sbuf_continue(&c->sb);
+	}
+}
+
+static void admin_tick(evutil_socket_t fd, short what, void *arg)
+{
+	App *app = arg;
+	Worker *w = &app->worker;
+	if (s_suspended && !app->paused) /* SIGUSR2 during SUSPEND */
+		full_resume(app);
+	if (s_was_paused && !app->paused)
+		kick_pools(w, NULL); /* SIGUSR2 after SIGUSR1 */
+	s_was_paused = app->paused;
+	pause_sweep(app);
+	finish_waits(app);
+	if (s_suspended && list_empty(&s_pool.active_clients)) {
+		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "admin disappeared when suspended, doing RESUME");
+		full_resume(app);
+	}
+}
+
+/* ---------------------------------------------------------------- login */
+
+void admin_init(App *app)
+{
+	s_app = app;
+	objects_init(&app->worker);
+	struct timeval tick = {0, ADMIN_TICK_USEC};
+	event_assign(&s_tick_ev, app->worker.base, -1, EV_PERSIST, admin_tick, app);
+	event_add(&s_tick_ev, &tick);
+	admin_stats_start(app);
+}
+
+void admin_cleanup(App *app)
+{
+	List *item;
+	if (event_initialized(&s_tick_ev))
+		event_del(&s_tick_ev);
+	admin_stats_stop();
+	if (!s_objects_ready)
+		return;
+	while ((item = list_first(&s_pool.active_clients)) != NULL) {
+		Client *c = LIST_CONTAINER(item, Client, head);
+		sbuf_close(&c->sb);
+		client_set_state(c, CL_JUSTFREE);
+	}
+}
+
+bool admin_is_console_db(const char *dbname)
+{
+	return dbname && strcmp(dbname, s_name) == 0;
+}
+
+/* name is in a comma/space separated list (admin_users, stats_users); case matters. */
+static bool in_user_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = list ? list : "";
+	while (*p) {
+		while (*p == ',' || is_ws(*p))
+			p++;
+		const char *start = p;
+		while (*p && *p != ',')
+			p++;
+		const char *end = p;
+		while (end > start && is_ws(end[-1]))
+			end--;
+		if ((size_t)(end - start) == n && n > 0 && strncmp(start, name, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool peer_is_own_user(Client *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (!c->is_unix || c->sb.fd < 0)
+		return false;
+	if (getsockopt(c->sb.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	return cred.uid == getuid();
+}
+
+bool admin_startup(Client *c)
+{
+	App *app = c->w->app;
+	objects_init(c->w);
+	if (c->w->client_count > app->cf->max_client_conn) {
+		client_error_close(c, "08P01", "no more connections allowed (max_client_conn)");
+		return false;
+	}
+	c->db = NULL;
+	c->user = pool_find_user(c->w, c->username);
+	if (strcmp(c->username, s_name) == 0 && peer_is_own_user(c)) {
+		c->admin = ADMIN_FULL;
+		c->auth_step = AUTH_STEP_DONE;
+		if (app->cf->log_connections)
+			log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "pgbouncer access from unix socket");
+		return client_login_done(c);
+	}
+	return auth_start(c);
+}
+
+bool admin_login_done(Client *c)
+{
+	App *app = c->w->app;
+	const Config *cf = app->cf;
+	objects_init(c->w);
+	if (c->admin == ADMIN_NONE) {
+		if (in_user_list(cf->admin_users, c->username))
+			c->admin = ADMIN_FULL;
+		else if (in_user_list(cf->stats_users, c->username) || cf->auth_type == AUTH_TYPE_ANY)
+			c->admin = ADMIN_STATS;
+		else {
+			client_error_close(c, "08P01", "not allowed");
+			return false;
+		}
+	}
+	if (!c->user)
+		c->user = pool_get_user(c->w, c->username);
+	c->db = &s_db;
+	c->pool = &s_pool;
+	c->db->client_count++;
+	if (c->user)
+		c->user->client_count++;
+	c->counted = true;
+
+	/* PgBouncer's fixed welcome for console clients. */
+	static const char *const params[][2] = {
+	    {"server_version", "1.25.2/bouncer"},
+	    {"client_encoding", "UTF8"},
+	    {"server_encoding", "UTF8"},
+	    {"DateStyle", "ISO"},
+	    {"TimeZone", "GMT"},
+	    {"standard_conforming_strings", "on"},
+	    {"is_superuser", "on"},
+	};
+	PktBuf pb;
+	pktbuf_init_dynamic(&pb, 256);
+	pktbuf_write_auth(&pb, 0);
+	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
+		pktbuf_write_param_status(&pb, params[i][0], params[i][1]);
+	pktbuf_write_backend_key(&pb, c->cancel_pid, c->cancel_key);
+	pktbuf_write_ready(&pb, 'I');
+	client_set_state(c, CL_ACTIVE);
+	c->request_time = now_usec();
+	return admin_send_or_close(c, &pb);
+}
+
+/* ---------------------------------------------------------------- commands */
+
+typedef bool (*AdminFn)(Client *c, const char *arg, const char *query);
+
+static bool cmd_show(Client *c, const char *arg, const char *query)
+{
+	static const char *const fake[][2] = {
+	    {"client_encoding", "UTF-8"},
+	    {"default_transaction_isolation", "read committed"},
+	    {"standard_conforming_strings", "on"},
+	    {"datestyle", "ISO"},
+	    {"timezone", "GMT"},
+	};
+	PktBuf pb;
+	for (size_t i = 0; i < sizeof(fake) / sizeof(fake[0]); i++) {
+		if (strcasecmp(arg, fake[i][0]) != 0)
+			continue;
+		pktbuf_init_dynamic(&pb, 128);
+		admin_row_description(&pb, "s", &fake[i][0]);
+		admin_data_row(&pb, "s", fake[i][1]);
+		return admin_send_result(c, &pb, "SHOW");
+	}
+	int r = admin_show(c, arg);
+	if (r >= 0)
+		return r > 0;
+	/* Our extension: SHOW <setting> is one row, one column named after the setting. */
+	const Setting *s = *arg ? config_find_setting(arg) : NULL;
+	if (!s)
+		return syntax_error(c, query);
+	char val[1024];
+	const char *name = s->name;
+	config_format_value(c->w->app->cf, s, val, sizeof(val));
+	pktbuf_init_dynamic(&pb, 128);
+	admin_row_description(&pb, "s", &name);
+	admin_data_row(&pb, "s", val);
+	return admin_send_result(c, &pb, "SHOW");
+}
+
+static bool cmd_set(Client *c, const char *key, const char *value)
+{
+	static const char *const fake[] = {"client_encoding", "default_transaction_isolation",
+	                                   "standard_conforming_strings", "datestyle", "timezone"};
+	App *app = c->w->app;
+	PktBuf pb;
+	char err[512], tag[512];
+	for (size_t i = 0; i < sizeof(fake) / sizeof(fake[0]); i++) {
+		if (strcasecmp(key, fake[i]) == 0) {
+			pktbuf_init_dynamic(&pb, 128);
+			admin_write_message(&pb, 'N', "NOTICE", "00000", "SET ignored", NULL);
+			return admin_send_result(c, &pb, "SET");
+		}
+	}
+	if (!need_admin(c))
+		return !c->sb.closed;
+	const Setting *s = config_find_setting(key);
+	if (!s) {
+		log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "unknown parameter: pgbouncer/%s", key);
+		return admin_error(c, "SET failed");
+	}
+	if (s->flags & SETTING_NO_RELOAD)
+		return admin_error(c,
+		                   "SET failed: %s takes effect only at start (changeable = no); "
+		                   "change it in the config file and restart",
+		                   s->name);
+	if (config_set(app->cf, s->name, value, err, sizeof(err)) < 0) {
+		log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "%s", err);
+		return admin_error_reply(c, "08P01", "SET failed", err);
+	}
+	pktbuf_init_dynamic(&pb, 128);
+	if (err[0]) {
+		log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "%s", err);
+		admin_write_message(&pb, 'N', "WARNING", "01000", err, NULL);
+	}
+	snprintf(tag, sizeof(tag), "SET %s=%s", key, value);
+	return admin_send_result(c, &pb, tag);
+}
+
+static void log_issued(Client *c, const char *cmd, const char *arg)
+{
+	Logger *lg = &c->w->app->log;
+	if (arg && *arg)
+		log_msg(lg, LOG_LEVEL_LOG, NULL, "%s '%s' command issued", cmd, arg);
+	else
+		log_msg(lg, LOG_LEVEL_LOG, NULL, "%s command issued", cmd);
+}
+
+static bool cmd_reload(Client *c, const char *arg, const char *query)
+{
+	App *app = c->w->app;
+	char err[1024];
+	if (*arg)
+		return syntax_error(c, query);
+	if (!need_admin(c))
+		return !c->sb.closed;
+	log_issued(c, "RELOAD", NULL);
+	if (app_reload(app, err, sizeof(err)) < 0) {
+		log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "%s", err);
+		log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "RELOAD Failed, see logs for more details");
+		return admin_error_reply(c, "F0000", "RELOAD failed, see logs for additional details", NULL);
+	}
+	return ready(c, "RELOAD");
+}
+
+static bool cmd_shutdown(Client *c, const char *arg, const char *query)
+{
+	App *app = c->w->app;
+	ShutdownMode mode = SHUTDOWN_IMMEDIATE;
+	if (strcasecmp(arg, "WAIT_FOR_CLIENTS") == 0)
+		mode = SHUTDOWN_WAIT_FOR_CLIENTS;
+	else if (strcasecmp(arg, "WAIT_FOR_SERVERS") == 0)
+		mode = SHUTDOWN_WAIT_FOR_SERVERS;
+	else if (*arg)
+		return syntax_error(c, query);
+	if (!need_admin(c))
+		return !c->sb.closed;
+	if (mode == SHUTDOWN_IMMEDIATE) {
+		/* No reply: the connection stays open until the process exits. */
+		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "SHUTDOWN command issued");
+		app_start_shutdown(app, SHUTDOWN_IMMEDIATE);
+		return true;
+	}
+	log_msg(&app->log, LOG_LEVEL_LOG, NULL, "SHUTDOWN %s command issued",
+	        mode == SHUTDOWN_WAIT_FOR_SERVERS ? "WAIT_FOR_SERVERS" : "WAIT_FOR_CLIENTS");
+	if (mode == SHUTDOWN_WAIT_FOR_SERVERS)
+		app->paused = true;
+	bool ok = ready(c, "SHUTDOWN");
+	app_start_shutdown(app, mode);
+	return ok;
+}
+
+static bool cmd_pause(Client *c, const char *arg, const char *query)
+{
+	App *app = c->w->app;
+	if (!need_admin(c))
+		return !c->sb.closed;
+	if (app->paused || s_suspended)
+		return admin_error(c, "already suspended/paused");
+	log_issued(c, "PAUSE", arg);
+	if (!*arg) {
+		app->paused = true;
+		s_was_paused = true;
+		pause_sweep(app);
+		return wait_or_reply(c, WAIT_PAUSE, NULL);
+	}
+	if (strcmp(arg, s_name) == 0)
+		return admin_error(c, "cannot pause admin db: %s", arg);
+	Database *db = pool_find_database(c->w, arg);
+	if (!db)
+		return admin_error(c, "no such database: %s", arg);
+	db->paused = true;
+	pause_sweep(app);
+	return wait_or_reply(c, WAIT_PAUSE_DB, db);
+}
+
+static bool cmd_resume(Client *c, const char *arg, const char *query)
+{
+	App *app = c->w->app;
+	Worker *w = c->w;
+	if (!need_admin(c))
+		return !c->sb.closed;
+	log_issued(c, "RESUME", arg);
+	if (*arg) {
+		Database *db = find_db(w, arg);
+		if (!db)
+			return admin_error(c, "no such database: %s", arg);
+		if (!db->paused)
+			return admin_error(c, "database %s is not paused", arg);
+		db->paused = false;
+		kick_pools(w, db);
+		return ready(c, "RESUME");
+	}
+	if (app->shutdown != SHUTDOWN_NONE)
+		return admin_error(c, "pooler is shutting down");
+	bool any_db = false;
+	List *item;
+	LIST_FOREACH (item, &w->databases) {
+		Database *db = LIST_CONTAINER(item, Database, head);
+		any_db |= db->paused;
+		db->paused = false; /* our choice: RESUME also undoes KILL and PAUSE <db> */
+	}
+	if (!app->paused && !s_suspended && !any_db)
+		return admin_error(c, "pooler is not paused/suspended");
+	full_resume(app);
+	s_was_paused = false;
+	return ready(c, "RESUME");
+}
+
+static bool cmd_suspend(Client *c, const char *arg, const char *query)
+{
+	App *app = c->w->app;
+	if (*arg)
+		return syntax_error(c, query);
+	if (!need_admin(c))
+		return !c->sb.closed;
+	if (app->paused || s_suspended)
+		return admin_error(c, "already suspended/paused");
+	List *item;
+	LIST_FOREACH (item, &c->w->databases) {
+		if (LIST_CONTAINER(item, Database, head)->paused)
+			return admin_error(c, "cannot suspend with paused databases");
+	}
+	log_issued(c, "SUSPEND", NULL);
+	s_suspended = true;
+	s_suspend_start = now_usec();
+	app->paused = true; /* the pool hands out no server meanwhile */
+	s_was_paused = true;
+	for_each_socket(c->w, sbuf_pause);
+	return wait_or_reply(c, WAIT_SUSPEND, NULL);
+}
+
+/* Close every client and server of a database (KILL); the database stays paused. */
+static void kill_db(Worker *w, Database *db)
+{
+	List *pi, *item, *tmp;
+	db->paused = true;
+	LIST_FOREACH (pi, &w->pools) {
+		Pool *p = LIST_CONTAINER(pi, Pool, head);
+		if (p->db != db)
+			continue;
+		LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients)
+			client_error_close(LIST_CONTAINER(item, Client, head), "08P01", "database removed");
+		LIST_FOREACH_SAFE (item, tmp, &p->active_clients)
+			client_error_close(LIST_CONTAINER(item, Client, head), "08P01", "database removed");
+		close_server_list(&p->active_servers, "database removed");
+		close_server_list(&p->idle_servers, "database removed");
+		close_server_list(&p->used_servers, "database removed");
+		close_server_list(&p->tested_servers, "database removed");
+		close_server_list(&p->new_servers, "database removed");
+	}
+}
+
+static bool cmd_kill(Client *c, const char *arg, const char *query)
+{
+	App *app = c->w->app;
+	Worker *w = c->w;
+	if (!need_admin(c))
+		return !c->sb.closed;
+	if (app->paused || s_suspended)
+		return admin_error(c, "already suspended/paused");
+	log_issued(c, "KILL", arg);
+	if (!*arg) {
+		List *item;
+		LIST_FOREACH (item, &w->databases)
+			kill_db(w, LIST_CONTAINER(item, Database, head));
+		return ready(c, "KILL");
+	}
+	if (strcmp(arg, s_name) == 0)
+		return admin_error(c, "cannot kill admin db: %s", arg);
+	Database *db = pool_find_database(w, arg);
+	if (!db)
+		return admin_error(c, "no such database: %s", arg);
+	kill_db(w, db);
+	return ready(c, "KILL");
+}
+
+static Client *find_client_by_id(Worker *w, unsigned long long id)
+{
+	List *pi, *item;
+	LIST_FOREACH (item, &s_pool.active_clients) {
+		Client *c = LIST_CONTAINER(item, Client, head);
+		if (c->id == id)
+			return c;
+	}
+	LIST_FOREACH (pi, &w->pools) {
+		Pool *p = LIST_CONTAINER(pi, Pool, head);
+		List *lists[] = {&p->active_clients, &p->waiting_clients};
+		for (size_t i = 0; i < 2; i++)
+			LIST_FOREACH (item, lists[i]) {
+				Client *c = LIST_CONTAINER(item, Client, head);
+				if (c->id == id)
+					return c;
+			}
+	}
+	return NULL;
+}
+
+static bool cmd_kill_client(Client *c, const char *arg, const char *query)
+{
+	unsigned long long id = 0;
+	char extra;
+	if (!need_admin(c))
+		return !c->sb.closed;
+	if (sscanf(arg, "%llu%c", &id, &extra) != 1)
+		return admin_error(c, "invalid client pointer supplied");
+	Client *target = find_client_by_id(c->w, id);
+	if (!target)
+		return admin_error(c, "client not found");
+	client_error_close(target, "08P01", "admin forced disconnect");
+	if (target == c)
+		return false;
+	return ready(c, "KILL_CLIENT");
+}
+
+static bool cmd_disable(Client *c, const char *arg, const char *query)
+{
+	if (!need_admin(c))
+		return !c->sb.closed;
+	if (!*arg)
+		return admin_error(c, "a database is required");
+	log_issued(c, "DISABLE", arg);
+	if (strcmp(arg, s_name) == 0)
+		return admin_error(c, "cannot disable admin db: %s", arg);
+	Database *db = pool_find_database(c->w, arg);
+	if (!db)
+		return admin_error(c, "no such database: %s", arg);
+	db->disabled = true;
+	return ready(c, "DISABLE");
+}
+
+static bool cmd_enable(Client *c, const char *arg, const char *query)
+{
+	if (!need_admin(c))
+		return !c->sb.closed;
+	if (!*arg)
+		return admin_error(c, "a database is required");
+	log_issued(c, "ENABLE", arg);
+	if (strcmp(arg, s_name) == 0)
+		return admin_error(c, "cannot enable admin db: %s", arg);
+	Database *db = find_db(c->w, arg);
+	if (!db)
+		return admin_error(c, "no such database: %s", arg);
+	db->disabled = false;
+	return ready(c, "ENABLE");
+}
+
+static void mark_close_needed(Worker *w, Database *db)
+{
+	List *pi, *si;
+	LIST_FOREACH (pi, &w->pools) {
+		Pool *p = LIST_CONTAINER(pi, Pool, head);
+		if (db && p->db != db)
+			continue;
+		List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers, &p->tested_servers,
+		                 &p->new_servers};
+		for (size_t i = 0; i < 5; i++)
+			LIST_FOREACH (si, lists[i])
+				LIST_CONTAINER(si, Server, head)->close_needed = true;
+	}
+}
+
+static bool cmd_reconnect(Client *c, const char *arg, const char *query)
+{
+	if (!need_admin(c))
+		return !c->sb.closed;
+	log_issued(c, "RECONNECT", arg);
+	if (!*arg) {
+		mark_close_needed(c->w, NULL);
+		return ready(c, "RECONNECT");
+	}
+	if (strcmp(arg, s_name) == 0)
+		return admin_error(c, "cannot reconnect admin db: %s", arg);
+	Database *db = pool_find_database(c->w, arg);
+	if (!db)
+		return admin_error(c, "no such database: %s", arg);
+	mark_close_needed(c->w, db);
+	return ready(c, "RECONNECT");
+}
+
+static bool cmd_wait_close(Client *c, const char *arg, const char *query)
+{
+	if (!need_admin(c))
+		return !c->sb.closed;
+	log_issued(c, "WAIT_CLOSE", arg);
+	if (!*arg)
+		return wait_or_reply(c, WAIT_CLOSE, NULL);
+	if (strcmp(arg, s_name) == 0)
+		return admin_error(c, "cannot wait in admin db: %s", arg);
+	Database *db = pool_find_database(c->w, arg);
+	if (!db)
+		return admin_error(c, "no such database: %s", arg);
+	return wait_or_reply(c, WAIT_CLOSE, db);
+}
+
+static const struct {
+	const char *name;
+	AdminFn fn;
+} commands[] = {
+    {"disable", cmd_disable},
+    {"enable", cmd_enable},
+    {"kill", cmd_kill},
+    {"kill_client", cmd_kill_client},
+    {"pause", cmd_pause},
+    {"reconnect", cmd_reconnect},
+    {"reload", cmd_reload},
+    {"resume", cmd_resume},
+    {"select", cmd_show},
+    {"show", cmd_show},
+    {"shutdown", cmd_shutdown},
+    {"suspend", cmd_suspend},
+    {"wait_close", cmd_wait_close},
+};
+
+/* Run one query; false if the client was closed. */
+static bool admin_exec(Client *c, const char *query)
+{
+	AdminCommand cmd;
+	switch (admin_parse_command(query, &cmd)) {
+	case ADMIN_PARSE_INVALID:
+		return syntax_error(c, query);
+	case ADMIN_PARSE_BAD_ARGS:
+		return admin_error(c, "bad arguments");
+	case ADMIN_PARSE_SET:
+		return cmd_set(c, cmd.arg, cmd.value);
+	case ADMIN_PARSE_CMD:
+		break;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcasecmp(commands[i].name, cmd.cmd) == 0)
+			return commands[i].fn(c, cmd.arg, query);
+	return syntax_error(c, query);
+}
+
+bool admin_handle_cancel(Worker *w, uint32_t pid, uint32_t key)
+{
+	App *app = w->app;
+	List *item;
+	if (!s_objects_ready)
+		return false;
+	LIST_FOREACH (item, &s_pool.active_clients) {
+		Client *c = LIST_CONTAINER(item, Client, head);
+		if (c->cancel_pid != pid || c->cancel_key != key)
+			continue;
+		if (c->admin_wait == WAIT_NONE)
+			log_msg(&app->log, LOG_LEVEL_WARNING, c->log_prefix,
+			        "admin cancel request for non-waiting client?");
+		if (app->shutdown == SHUTDOWN_NONE && (app->paused || s_suspended))
+			full_resume(app); /* the waiting PAUSE / SUSPEND then answers */
+		return true;
+	}
+	return false;
+}
+
+bool admin_handle_packet(Client *c, PktHdr *pkt)
+{
+	App *app = c->w->app;
+	char msg[128];
+	if (pkt->type == 'X') {
+		sbuf_prepare_skip(&c->sb, pkt->len);
+		client_close(c, "client close request");
+		return false;
+	}
+	if (pkt->avail < pkt->len) {
+		client_error_close(c, "08P01", "incomplete pkt");
+		return false;
+	}
+	switch (pkt->type) {
+	case 'Q': {
+		PktReader r;
+		proto_reader_init(&r, pkt);
+		const char *q = proto_get_string(&r);
+		if (!q) {
+			client_error_close(c, "08P01", "incomplete query");
+			return false;
+		}
+		c->request_time = now_usec();
+		log_msg(&app->log, LOG_LEVEL_DEBUG, c->log_prefix, "got admin query: %s", q);
+		if (!admin_exec(c, q) || c->sb.closed)
+			return false;
+		sbuf_prepare_skip(&c->sb, pkt->len);
+		if (c->admin_wait != WAIT_NONE)
+			sbuf_pause(&c->sb); /* the reply comes from admin_tick; read on after it */
+		return true;
+	}
+	case 'P':
+	case 'B':
+	case 'E':
+		admin_error(c, "extended query protocol not supported by admin console");
+		break;
+	default:
+		snprintf(msg, sizeof(msg), "unsupported packet type for admin console: %d", pkt->type);
+		admin_error(c, "%s", msg);
+		break;
+	}
+	if (!c->sb.closed)
+		client_error_close(c, "08P01", "bad packet");
+	return false;
+}
