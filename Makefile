@@ -63,3 +63,10 @@ clean:
 .PHONY: all static unit integration test format clean
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/unit/*.d)
+
+# Benchmark (not a test): tidepool vs PgBouncer vs direct PostgreSQL, one Markdown table, also in
+# bench-results/latest.md. BENCH_QUICK=1 is the < 3 minute CI smoke mode. See scripts/bench/README.md.
+bench: all
+	TIDEPOOL_BIN=$(CURDIR)/$(BUILD)/tidepool PYTHON=$(PYTHON) scripts/bench.sh
+
+.PHONY: bench
