@@ -463,7 +463,7 @@ static bool handle_client_packet(Client *c, PktHdr *pkt)
 	}
 	if (s->setting_vars || s->running_internal)
 		return false;
-	if (ps_tracking(s)) {
+	if (ps_tracking(s) && (pkt->type != 'Q' || !ps_queue_empty(s))) {
 		/* Named prepared statements are rewritten; the tracker prepares the sbuf. */
 		if (!ps_client_packet(c, s, pkt))
 			return false;

@@ -51,10 +51,17 @@ void var_free(VarCache *vc)
 
 /* ---- state transitions: the list an object sits on is its state ---- */
 
+static bool client_is_waiting(ClientState st)
+{
+	return st == CL_WAITING || st == CL_WAITING_LOGIN;
+}
+
 void client_set_state(Client *c, ClientState st)
 {
 	Worker *w = c->w;
 	list_del(&c->head);
+	if (c->pool && client_is_waiting(c->state) != client_is_waiting(st))
+		c->pool->waiting_count += client_is_waiting(st) ? 1 : -1;
 	switch (st) {
 	case CL_LOGIN:
 		list_append(&w->login_clients, &c->head);
@@ -75,10 +82,17 @@ void client_set_state(Client *c, ClientState st)
 	c->state = st;
 }
 
+static bool server_in_pool(ServerState st)
+{
+	return st != SV_FREE && st != SV_JUSTFREE;
+}
+
 void server_set_state(Server *s, ServerState st)
 {
 	Pool *p = s->pool;
 	list_del(&s->head);
+	if (!s->is_cancel && server_in_pool(s->state) != server_in_pool(st))
+		p->server_count += server_in_pool(st) ? 1 : -1;
 	switch (st) {
 	case SV_LOGIN:
 		list_append(&p->new_servers, &s->head);
@@ -405,8 +419,7 @@ int pool_reserve_of(const Pool *p)
 
 int pool_server_count(const Pool *p)
 {
-	return list_count(&p->active_servers) + list_count(&p->idle_servers) +
-	       list_count(&p->used_servers) + list_count(&p->tested_servers) + list_count(&p->new_servers);
+	return p->server_count;
 }
 
 static int count_waiting(const Pool *p, usec_t *oldest_wait)
@@ -435,17 +448,21 @@ void pool_launch_if_needed(Pool *p)
 		return;
 	if (p->last_login_fail && now - p->last_login_fail < cf->server_login_retry)
 		return;
-	usec_t oldest = 0;
-	int waiting = count_waiting(p, &oldest);
-	int logging_in = list_count(&p->new_servers);
-	int total = pool_server_count(p);
+	int waiting = p->waiting_count;
+	int total = p->server_count;
 	int min_size = p->db->min_pool_size >= 0 ? p->db->min_pool_size : cf->min_pool_size;
+	int size = pool_size_of(p);
+	int reserve = pool_reserve_of(p);
+	/* The common case under load: everyone waits for a full pool. Decide without list walks. */
+	if (total >= min_size && (waiting == 0 || (size > 0 && total >= size + reserve)))
+		return;
+	usec_t oldest = 0;
+	count_waiting(p, &oldest);
+	int logging_in = list_count(&p->new_servers);
 	int want = waiting - logging_in;
 	if (min_size > 0 && (p->db->forced_user || !list_empty(&p->active_clients) || waiting > 0) &&
 	    total < min_size && want < min_size - total)
 		want = min_size - total;
-	int size = pool_size_of(p);
-	int reserve = pool_reserve_of(p);
 	int db_max = p->db->max_db_connections >= 0 ? p->db->max_db_connections : cf->max_db_connections;
 	int user_max = p->user->max_user_connections >= 0 ? p->user->max_user_connections
 							  : cf->max_user_connections;

@@ -101,7 +101,8 @@ struct Pool {
 	usec_t last_login_fail;  /* for server_login_retry */
 	char last_login_error[256];
 	int last_login_sqlstate_is_starting; /* 57P03: keep waiting clients */
-	int waiting_count;
+	int waiting_count;    /* clients on waiting_clients */
+	int server_count;     /* servers on any of the five server lists */
 };
 
 typedef enum {

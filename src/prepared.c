@@ -425,6 +425,12 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 	ServerPs *sp = server_ps(s);
 	if (!sp)
 		return client_error(c, "out of memory");
+	if (sp->q_count == 0 && s->expect_rfq > 0) {
+		/* Simple queries still in flight were not queued (they bypass the tracker while
+		 * nothing else is owed): hold their places before anything queues behind them. */
+		for (int i = 0; i < s->expect_rfq && sp->q_count < PS_QUEUE_SIZE - 8; i++)
+			queue_push(s, 'Q', RESP_FORWARD, 0, NULL);
+	}
 	if (sp->q_count >= PS_QUEUE_SIZE - 4) {
 		/* Backpressure: wait until the server has answered some of what is queued. */
 		sp->client_blocked = true;
