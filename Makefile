@@ -44,7 +44,8 @@ $(BUILD) $(BUILD)/unit:
 # A fully static binary (glibc here, musl in the Alpine image).
 static:
 	$(MAKE) BUILD=build-static LDFLAGS="-static" \
-		LIBS_PKG="$$(pkg-config --static --libs $(PKGS)) -lpthread" build-static/tidepool
+		LIBS_PKG="$$(pkg-config --static --libs $(PKGS)) -lpthread" \
+		EP_LIBS="$$(pkg-config --static --libs libcrypto)" build-static/tidepool build-static/tidepool-entrypoint
 
 unit: $(UNIT_BIN)
 	@scripts/unit.sh $(UNIT_BIN)
@@ -64,9 +65,41 @@ clean:
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/unit/*.d)
 
+# The container entrypoint (src/entrypoint/): libc, OpenSSL's hashing and config.c only, none
+# of the daemon's networking code. docker-test builds the image and tests it with a real engine.
+EP_LIB_OBJ := $(patsubst src/entrypoint/%.c,$(BUILD)/entrypoint/%.o,$(filter-out src/entrypoint/main.c,$(wildcard src/entrypoint/*.c)))
+EP_LIBS ?= $(shell pkg-config --libs libcrypto)
+
+entrypoint: $(BUILD)/tidepool-entrypoint
+
+$(BUILD)/tidepool-entrypoint: $(BUILD)/entrypoint/main.o $(EP_LIB_OBJ) $(BUILD)/config.o
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(EP_LIBS)
+
+$(BUILD)/entrypoint/%.o: src/entrypoint/%.c | $(BUILD)/entrypoint
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/entrypoint:
+	mkdir -p $@
+
+# test_entrypoint links the entrypoint core and config.c instead of the daemon's objects.
+$(BUILD)/unit/test_entrypoint: tests/unit/test_entrypoint.c $(EP_LIB_OBJ) $(BUILD)/config.o | $(BUILD)/unit
+	$(CC) $(CFLAGS_ALL) -Isrc/entrypoint -Itests/unit -o $@ $< $(EP_LIB_OBJ) $(BUILD)/config.o $(LDFLAGS_ALL) $(EP_LIBS)
+
+docker-test:
+	scripts/docker-test.sh
+
+# Regenerate the variable table of docker/README.md from the entrypoint's --help-markdown.
+docker-doc: $(BUILD)/tidepool-entrypoint
+	docker/update-env-table.sh $(BUILD)/tidepool-entrypoint
+
+.PHONY: entrypoint docker-test docker-doc
+
+-include $(wildcard $(BUILD)/entrypoint/*.d)
+
 # Benchmark (not a test): tidepool vs PgBouncer vs direct PostgreSQL, one Markdown table, also in
 # bench-results/latest.md. BENCH_QUICK=1 is the < 3 minute CI smoke mode. See scripts/bench/README.md.
 bench: all
 	TIDEPOOL_BIN=$(CURDIR)/$(BUILD)/tidepool PYTHON=$(PYTHON) scripts/bench.sh
 
 .PHONY: bench
+
