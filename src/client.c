@@ -33,7 +33,7 @@ Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	c->w = w;
 	c->id = ++w->next_id;
 	c->is_unix = is_unix;
-	if (sbuf_init(&c->sb, w->base, (uint32_t)app->cf->pkt_buf, client_proto, c) < 0) {
+	if (sbuf_init(&c->sb, w->base, &w->bufpool, (uint32_t)app->cf->pkt_buf, client_proto, c) < 0) {
 		free(c);
 		return NULL;
 	}

@@ -204,6 +204,7 @@ static int run(App *app)
 		return 1;
 	}
 	w->dns = dns_create(w->base, app->cf->resolv_conf);
+	bufpool_init(&w->bufpool, (uint32_t)app->cf->pkt_buf);
 	pool_sync_config(w, app->cf, true);
 	janitor_start(w);
 	admin_init(app);

@@ -761,4 +761,5 @@ void pool_free_all(Worker *w)
 		free(w->var_names[i]);
 	w->var_count = 0;
 	ps_registry_free(&w->ps_registry);
+	bufpool_free(&w->bufpool);
 }

@@ -236,6 +236,7 @@ struct Worker {
 	struct event reap_ev;
 	bool reap_scheduled;
 	PsRegistry ps_registry;
+	BufPool bufpool;       /* connection buffers of pkt_buf bytes, lent while in use */
 	uint8_t scratch[8192]; /* building small pooler messages */
 };
 

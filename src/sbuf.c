@@ -31,7 +31,56 @@ static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void process(SBuf *sb);
 
-int sbuf_init(SBuf *sb, struct event_base *base, uint32_t bufsize, SBufCallback cb, void *owner)
+void bufpool_init(BufPool *bp, uint32_t size)
+{
+	memset(bp, 0, sizeof(*bp));
+	bp->size = size;
+}
+
+void bufpool_free(BufPool *bp)
+{
+	for (int i = 0; i < bp->n; i++)
+		free(bp->items[i]);
+	free(bp->items);
+	memset(bp, 0, sizeof(*bp));
+}
+
+static uint8_t *bufpool_get(BufPool *bp)
+{
+	if (bp->n > 0)
+		return bp->items[--bp->n];
+	return malloc(bp->size);
+}
+
+/* Keep up to 1024 spare buffers; beyond that give memory back. */
+static void bufpool_put(BufPool *bp, uint8_t *buf)
+{
+	if (bp->n == bp->cap && bp->cap < 1024) {
+		int ncap = bp->cap ? bp->cap * 2 : 64;
+		uint8_t **ni = realloc(bp->items, (size_t)ncap * sizeof(*ni));
+		if (ni) {
+			bp->items = ni;
+			bp->cap = ncap;
+		}
+	}
+	if (bp->n < bp->cap)
+		bp->items[bp->n++] = buf;
+	else
+		free(buf);
+}
+
+/* A pooled buffer goes back once nothing is in it (and it has its normal size). */
+static void maybe_release_buf(SBuf *sb)
+{
+	if (sb->bufpool && sb->buf && sb->recv_pos == 0 && sb->pkt_remain == 0 && !sb->then_send &&
+	    !sb->need_bytes && sb->size == sb->bufpool->size) {
+		bufpool_put(sb->bufpool, sb->buf);
+		sb->buf = NULL;
+	}
+}
+
+int sbuf_init(SBuf *sb, struct event_base *base, BufPool *bp, uint32_t bufsize, SBufCallback cb,
+	      void *owner)
 {
 	memset(sb, 0, sizeof(*sb));
 	sb->fd = -1;
@@ -43,6 +92,10 @@ int sbuf_init(SBuf *sb, struct event_base *base, uint32_t bufsize, SBufCallback 
 	sb->base_size = bufsize;
 	sb->max_grow = 16u << 20;
 	sb->max_packet = 0x7fffffff;
+	if (bp && bp->size == bufsize) {
+		sb->bufpool = bp;
+		return 0;
+	}
 	sb->buf = malloc(bufsize);
 	return sb->buf ? 0 : -1;
 }
@@ -50,7 +103,10 @@ int sbuf_init(SBuf *sb, struct event_base *base, uint32_t bufsize, SBufCallback 
 void sbuf_free(SBuf *sb)
 {
 	sbuf_close(sb);
-	free(sb->buf);
+	if (sb->bufpool && sb->buf && sb->size == sb->bufpool->size)
+		bufpool_put(sb->bufpool, sb->buf);
+	else
+		free(sb->buf);
 	sb->buf = NULL;
 	free(sb->out.data);
 	sb->out.data = NULL;
@@ -275,6 +331,10 @@ static int flush_out(SBuf *sb)
 		return -1;
 	}
 	sb->out.off = sb->out.len = 0;
+	/* Rarely needed: give the memory back rather than keep it per connection. */
+	free(sb->out.data);
+	sb->out.data = NULL;
+	sb->out.cap = 0;
 	return 1;
 }
 
@@ -331,6 +391,26 @@ int sbuf_send_gen(SBuf *sb, const void *data, size_t len)
 	SBufOut *o = &sb->out;
 	if (o->off > 0 && o->off == o->len)
 		o->off = o->len = 0;
+	if (o->len == 0 && !sb->connecting && sb->fd >= 0) {
+		/* Usually the socket takes it all: no copy, no heap buffer kept per connection. */
+		while (len > 0) {
+			ssize_t n = sb->io->send(sb, data, len);
+			if (n > 0) {
+				sb->bytes_sent += (uint64_t)n;
+				data = (const uint8_t *)data + n;
+				len -= (size_t)n;
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			report(sb, SBUF_EV_SEND_FAILED, n < 0 ? errno : EPIPE);
+			return -1;
+		}
+		if (len == 0)
+			return 0;
+	}
 	if (o->len + len > o->cap) {
 		size_t ncap = o->cap ? o->cap : 512;
 		while (ncap < o->len + len)
@@ -458,6 +538,8 @@ static void process(SBuf *sb)
 			}
 		}
 	}
+	if (!sb->closed)
+		maybe_release_buf(sb);
 	/* A paused socket keeps its read event: it is removed only if it fires while paused,
 	 * which saves two epoll_ctl calls for every client that waits for a server. */
 	if (!sb->closed)
@@ -489,6 +571,15 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	if (sb->paused) {
 		read_disable(sb);
 		return;
+	}
+	if (!sb->buf) {
+		sb->buf = bufpool_get(sb->bufpool);
+		if (!sb->buf) {
+			read_disable(sb);
+			report(sb, SBUF_EV_RECV_FAILED, ENOMEM);
+			return;
+		}
+		sb->size = sb->bufpool->size;
 	}
 	if (sb->size - sb->recv_pos < sb->size / 4)
 		compact(sb);

@@ -14,6 +14,19 @@
 
 typedef struct SBuf SBuf;
 
+/* Free buffers of one size, shared by a worker's connections: a connection holds a buffer
+ * only while bytes are in it, so idle connections cost no buffer memory, and taking or
+ * returning one is a pointer move, not a malloc. Owned by the worker. */
+typedef struct BufPool {
+	uint8_t **items;
+	int n;
+	int cap;
+	uint32_t size;
+} BufPool;
+
+void bufpool_init(BufPool *bp, uint32_t size);
+void bufpool_free(BufPool *bp);
+
 typedef enum {
 	SBUF_EV_READ,           /* a packet header is available (whole packet if it fits the buffer) */
 	SBUF_EV_RECV_FAILED,    /* EOF or read error on this socket */
@@ -74,11 +87,12 @@ struct SBuf {
 	uint32_t then_send;    /* after skipping pkt_remain bytes, forward this many */
 	uint32_t base_size;    /* the configured buffer size; the buffer shrinks back to it */
 	uint32_t max_grow;     /* largest size sbuf_require() may grow the buffer to */
+	BufPool *bufpool;      /* NULL: buf is ours for life */
 	int last_errno;
 	SBufCallback cb;
 	void *owner;
 	const SBufIO *io;
-	void *io_ctx;      /* TLS session later */
+	void *io_ctx;      /* the TLS connection (tls.c) when io is TLS's */
 	SBuf *dst;         /* where forwarded bytes go */
 	SBuf *blocked_src; /* a peer waiting for this socket to become writable */
 	uint8_t *buf;
@@ -94,7 +108,9 @@ struct SBuf {
 	SBufOut out;
 };
 
-int sbuf_init(SBuf *sb, struct event_base *base, uint32_t bufsize, SBufCallback cb, void *owner);
+/* bp: where the buffer comes from while bytes are in it (NULL: a buffer of its own, for life). */
+int sbuf_init(SBuf *sb, struct event_base *base, BufPool *bp, uint32_t bufsize, SBufCallback cb,
+	      void *owner);
 void sbuf_free(SBuf *sb);
 
 /* Take an accepted socket (made non-blocking here) and start reading. */

@@ -33,7 +33,7 @@ static Server *server_alloc(Worker *w, Pool *p)
 	s->w = w;
 	s->pool = p;
 	s->id = ++w->next_id;
-	if (sbuf_init(&s->sb, w->base, (uint32_t)app->cf->pkt_buf, server_proto, s) < 0) {
+	if (sbuf_init(&s->sb, w->base, &w->bufpool, (uint32_t)app->cf->pkt_buf, server_proto, s) < 0) {
 		free(s);
 		return NULL;
 	}
