@@ -8,6 +8,8 @@ CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS))
 LIBS_PKG := $(shell pkg-config --libs $(PKGS)) -lpthread
 BUILD ?= build
 PYTHON ?= /usr/bin/python3
+# The integration suite runs on both cores; each worker starts its own PostgreSQL.
+PYTEST_ARGS ?= -n 2
 
 ifdef SANITIZE
 OPT := -O1 -g -fno-omit-frame-pointer
@@ -24,7 +26,7 @@ MAIN_OBJ := $(BUILD)/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
 
-all: $(BUILD)/tidepool tidepool
+all: $(BUILD)/tidepool tidepool $(BUILD)/tidepool-entrypoint
 
 tidepool: $(BUILD)/tidepool
 	@ln -sf $(BUILD)/tidepool tidepool

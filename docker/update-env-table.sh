@@ -1,9 +1,9 @@
 #!/bin/sh
 # update-env-table.sh ENTRYPOINT_BINARY: put the entrypoint's --help-markdown between the
-# env-table markers of docker/README.md (make docker-doc). make docker-test checks they agree.
+# env-table markers of README.md (make docker-doc). make docker-test checks they agree.
 set -eu
 bin=${1:-build/tidepool-entrypoint}
-readme=$(dirname "$0")/README.md
+readme=$(dirname "$0")/../README.md
 tmp=$(mktemp)
 "$bin" --help-markdown >"$tmp.table"
 awk -v table="$tmp.table" '

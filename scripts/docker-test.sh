@@ -413,13 +413,13 @@ base=$(docker image inspect -f '{{.Size}}' "$RUNTIME_BASE")
 note "image $IMAGE: $((size / 1000000)) MB (runtime stand-in base $RUNTIME_BASE: $((base / 1000000)) MB; our layers: $(((size - base) / 1000)) kB)"
 
 # ---- 14. the documented env-var table matches --help ----
-if [ -f docker/README.md ]; then
+if [ -f README.md ]; then
 	docker run --rm --network none "$IMAGE" --help-markdown >"$WORK/help.md" 2>&1
-	sed -n '/<!-- env-table:begin -->/,/<!-- env-table:end -->/p' docker/README.md | sed '1d;$d' >"$WORK/readme.md"
+	sed -n '/<!-- env-table:begin -->/,/<!-- env-table:end -->/p' README.md | sed '1d;$d' >"$WORK/readme.md"
 	if diff -q "$WORK/help.md" "$WORK/readme.md" >/dev/null; then
-		pass "docker/README.md's variable table is the image's --help-markdown"
+		pass "README.md's variable table is the image's --help-markdown"
 	else
-		fail "docker/README.md's variable table differs from --help-markdown (run: make docker-doc)" \
+		fail "README.md's variable table differs from --help-markdown (run: make docker-doc)" \
 			"$(diff "$WORK/help.md" "$WORK/readme.md" | head -n 6)"
 	fi
 fi
