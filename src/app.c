@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "listener.h"
+#include "tls.h"
 #include "server.h"
 
 void app_config_warning(void *arg, const char *msg)
@@ -38,6 +40,18 @@ int app_reload(App *app, char *err, size_t errlen)
 		config_free(ncf);
 		return -1;
 	}
+	/* TLS and HBA files are read now: a bad one keeps the running configuration */
+	bool tls_server_changed = false;
+	if (auth_prepare(ncf, err, errlen) < 0 || tls_configure(ncf, &tls_server_changed, err, errlen) < 0) {
+		auth_abort();
+		config_free(ncf);
+		if (ul)
+			userlist_free(ul);
+		return -1;
+	}
+	auth_commit();
+	if (tls_server_changed)
+		app_reconnect_all_servers(&app->worker); /* PgBouncer: TLS changes trigger RECONNECT */
 	/* Settings that only take effect at start keep their running value, said out loud. */
 	for (int i = 0; i < config_n_settings; i++) {
 		const Setting *s = &config_settings[i];

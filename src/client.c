@@ -13,6 +13,7 @@
 #include "admin.h"
 #include "app.h"
 #include "auth.h"
+#include "tls.h"
 
 static bool client_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt);
 
@@ -242,6 +243,33 @@ static bool handle_startup_params(Client *c, PktReader *r)
 	return true;
 }
 
+static void on_client_tls(SBuf *sb, bool ok, const char *err)
+{
+	Client *c = sb->owner;
+	App *app = c->w->app;
+	if (!ok) {
+		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "TLS handshake failed: %s", err);
+		client_close(c, "TLS handshake failed");
+		return;
+	}
+	tls_describe(sb, c->tls, sizeof(c->tls));
+	sbuf_continue(sb); /* the startup packet now comes over TLS */
+}
+
+/* Answer SSLRequest with 'S' and handshake inside the loop (tls.c); the sbuf waits. */
+static bool start_tls(Client *c, PktHdr *pkt)
+{
+	/* Bytes the client sent behind SSLRequest, before our answer, would be taken as if they
+	 * came over TLS: refuse them (CVE-2021-23214). */
+	if (sbuf_unhandled(&c->sb) != pkt->len) {
+		client_close(c, "unexpected data after SSL request");
+		return false;
+	}
+	if (tls_accept_start(&c->sb, on_client_tls) < 0)
+		client_error_close(c, "08P01", "TLS setup failed");
+	return false;
+}
+
 static bool handle_startup(Client *c, PktHdr *pkt)
 {
 	App *app = c->w->app;
@@ -254,7 +282,10 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 			client_error_close(c, "08P01", "bad SSL request");
 			return false;
 		}
-		/* No TLS yet: "N" tells the client to go on in plaintext (or give up). */
+		if (code == PROTO_SSL_REQUEST && !c->is_unix && !tls_active(&c->sb) &&
+		    tls_client_mode() != TLS_MODE_DISABLE)
+			return start_tls(c, pkt);
+		/* "N" tells the client to go on in plaintext (or give up). */
 		sbuf_send_gen(&c->sb, "N", 1);
 		return true;
 	}
@@ -273,6 +304,10 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 		return false;
 	}
 	c->sb.startup = false;
+	if (!c->is_unix && !tls_active(&c->sb) && tls_client_mode() >= TLS_MODE_REQUIRE) {
+		client_error_close(c, "08P01", "SSL required");
+		return false;
+	}
 	if (!handle_startup_params(c, &r))
 		return false;
 	client_update_log_prefix(c);
@@ -286,7 +321,8 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 	}
 	if (app->cf->log_connections)
 		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix,
-			"login attempt: db=%s user=%s tls=no replication=no", c->dbname, c->username);
+			"login attempt: db=%s user=%s tls=%s replication=no", c->dbname, c->username,
+			c->tls[0] ? c->tls : "no");
 	if (admin_is_console_db(c->dbname))
 		return admin_startup(c); /* the console: allowed during shutdown, own access rules */
 	if (app->shutdown != SHUTDOWN_NONE) {
@@ -501,7 +537,7 @@ static bool client_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt)
 	if (c->state == CL_LOGIN) {
 		if (c->sb.startup)
 			return handle_startup(c, pkt);
-		if (c->auth_step == AUTH_STEP_PASSWORD && pkt->type == 'p') {
+		if (auth_expects_packet(c) && pkt->type == 'p') {
 			sbuf_prepare_skip(&c->sb, pkt->len);
 			return auth_handle_password(c, pkt);
 		}

@@ -35,30 +35,30 @@ static const char *const load_balance_names[] = {"round-robin", "disable", NULL}
 const Setting config_settings[] = {
 	S(admin_users, STR, "", 0, YES, NULL, "users allowed to run every admin console command"),
 	S(application_name_add_host, BOOL, "0", 0, YES, NULL, "append the client's host:port to application_name"),
-	S(auth_dbname, STR, NULL, 0, ERR, NULL, "[databases] entry in which auth_query runs"),
+	S(auth_dbname, STR, NULL, 0, YES, NULL, "[databases] entry in which auth_query runs"),
 	S(auth_file, STR, NULL, 0, YES, NULL, "file with user names and passwords (userlist.txt)"),
-	S(auth_hba_file, STR, NULL, 0, WARN, NULL, "pg_hba.conf-style file used with auth_type = hba"),
+	S(auth_hba_file, STR, NULL, 0, YES, NULL, "pg_hba.conf-style file used with auth_type = hba"),
 	S(auth_ident_file, STR, NULL, 0, WARN, NULL, "ident map file for cert/peer user name mapping"),
 	S(auth_ldap_options, STR, NULL, 0, WARN, NULL, "LDAP options for auth_type = ldap"),
 	S(auth_query, STR,
 	  "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid "
 	  "WHERE rolname=$1 AND rolcanlogin",
-	  0, ERR, NULL, "query that looks up the password of a user missing from auth_file"),
+	  0, YES, NULL, "query that looks up the password of a user missing from auth_file"),
 	S(auth_type, ENUM, "md5", 0, YES, auth_type_names, "how clients authenticate"),
-	S(auth_user, STR, NULL, 0, ERR, NULL, "user that runs auth_query"),
+	S(auth_user, STR, NULL, 0, YES, NULL, "user that runs auth_query"),
 	S(autodb_idle_timeout, USEC, "3600.0", 0, WARN, NULL, "free idle auto-created (*) databases after this long"),
 	S(cancel_wait_timeout, USEC, "10.0", 0, YES, NULL, "longest wait to forward a cancel request"),
 	S(client_idle_timeout, USEC, "0.0", 0, YES, NULL, "close clients idle longer than this (0 = never)"),
 	S(client_login_timeout, USEC, "60.0", 0, YES, NULL, "a client must finish logging in within this"),
-	S(client_tls13_ciphers, STR, "", 0, WARN, NULL, "TLS 1.3 cipher suites for client connections"),
-	S(client_tls_ca_file, STR, NULL, 0, WARN, NULL, "CA file to verify client certificates"),
-	S(client_tls_cert_file, STR, NULL, 0, WARN, NULL, "certificate presented to clients"),
-	S(client_tls_ciphers, STR, "default", 0, WARN, NULL, "OpenSSL cipher list for client connections"),
-	S(client_tls_dheparams, STR, "auto", 0, WARN, NULL, "DHE key exchange for client connections"),
-	S(client_tls_ecdhcurve, STR, "auto", 0, WARN, NULL, "ECDH curve for client connections"),
-	S(client_tls_key_file, STR, NULL, 0, WARN, NULL, "private key for client_tls_cert_file"),
-	S(client_tls_protocols, STR, "secure", 0, WARN, NULL, "TLS versions allowed for client connections"),
-	S(client_tls_sslmode, STR, "disable", 0, ERR, sslmode_names, "TLS mode for client connections"),
+	S(client_tls13_ciphers, STR, "", 0, YES, NULL, "TLS 1.3 cipher suites for client connections"),
+	S(client_tls_ca_file, STR, NULL, 0, YES, NULL, "CA file to verify client certificates"),
+	S(client_tls_cert_file, STR, NULL, 0, YES, NULL, "certificate presented to clients"),
+	S(client_tls_ciphers, STR, "default", 0, YES, NULL, "OpenSSL cipher list for client connections"),
+	S(client_tls_dheparams, STR, "auto", 0, YES, NULL, "DHE key exchange for client connections"),
+	S(client_tls_ecdhcurve, STR, "auto", 0, YES, NULL, "ECDH curve for client connections"),
+	S(client_tls_key_file, STR, NULL, 0, YES, NULL, "private key for client_tls_cert_file"),
+	S(client_tls_protocols, STR, "secure", 0, YES, NULL, "TLS versions allowed for client connections"),
+	S(client_tls_sslmode, STR, "disable", 0, YES, sslmode_names, "TLS mode for client connections"),
 	S(conffile, STR, NULL, 0, YES, NULL, "configuration file read again by RELOAD"),
 	S(default_pool_size, INT, "20", 0, YES, NULL, "server connections per (database, user) pool"),
 	S(disable_pqexec, BOOL, "0", NR, WARN, NULL, "reject the simple query protocol"),
@@ -106,12 +106,12 @@ const Setting config_settings[] = {
 	S(server_reset_query, STR, "DISCARD ALL", 0, YES, NULL, "query run when a server is released"),
 	S(server_reset_query_always, BOOL, "0", 0, YES, NULL, "run server_reset_query in every pool mode"),
 	S(server_round_robin, BOOL, "0", 0, YES, NULL, "reuse servers round-robin instead of most recent first"),
-	S(server_tls13_ciphers, STR, "", 0, WARN, NULL, "TLS 1.3 cipher suites towards PostgreSQL"),
-	S(server_tls_ca_file, STR, NULL, 0, WARN, NULL, "CA file to verify the PostgreSQL server"),
-	S(server_tls_cert_file, STR, NULL, 0, WARN, NULL, "client certificate presented to PostgreSQL"),
-	S(server_tls_ciphers, STR, "default", 0, WARN, NULL, "OpenSSL cipher list towards PostgreSQL"),
-	S(server_tls_key_file, STR, NULL, 0, WARN, NULL, "private key for server_tls_cert_file"),
-	S(server_tls_protocols, STR, "secure", 0, WARN, NULL, "TLS versions allowed towards PostgreSQL"),
+	S(server_tls13_ciphers, STR, "", 0, YES, NULL, "TLS 1.3 cipher suites towards PostgreSQL"),
+	S(server_tls_ca_file, STR, NULL, 0, YES, NULL, "CA file to verify the PostgreSQL server"),
+	S(server_tls_cert_file, STR, NULL, 0, YES, NULL, "client certificate presented to PostgreSQL"),
+	S(server_tls_ciphers, STR, "default", 0, YES, NULL, "OpenSSL cipher list towards PostgreSQL"),
+	S(server_tls_key_file, STR, NULL, 0, YES, NULL, "private key for server_tls_cert_file"),
+	S(server_tls_protocols, STR, "secure", 0, YES, NULL, "TLS versions allowed towards PostgreSQL"),
 	S(server_tls_sslmode, STR, "prefer", 0, YES, sslmode_names, "TLS mode towards PostgreSQL"),
 	S(service_name, STR, "pgbouncer", NR, YES, NULL, "service name (Windows)"),
 	S(so_reuseport, BOOL, "0", NR, WARN, NULL, "set SO_REUSEPORT on listening sockets"),
@@ -138,15 +138,13 @@ const Setting config_settings[] = {
 };
 const int config_n_settings = (int)(sizeof(config_settings) / sizeof(config_settings[0]));
 
-/* Values of supported settings that are not implemented yet: a load error. server_tls_sslmode
- * disable/allow/prefer stay allowed because a plaintext server connection is a legal outcome. */
+/* Values of supported settings that are not implemented yet: a load error. */
 static const struct {
 	const char *name;
 	const char *value;
 } value_rules[] = {
-	{"auth_type", "cert"}, {"auth_type", "scram-sha-256"}, {"auth_type", "hba"}, {"auth_type", "ldap"},
-	{"auth_type", "pam"},  {"server_tls_sslmode", "require"}, {"server_tls_sslmode", "verify-ca"},
-	{"server_tls_sslmode", "verify-full"},
+	{"auth_type", "ldap"},
+	{"auth_type", "pam"},
 };
 
 /* One line saying how a setting is supported, for the README table and --list-settings. */
@@ -190,8 +188,8 @@ typedef struct {
 static const FieldKey db_keys[] = {
 	DK("dbname", 's', dbname, YES),		   DK("host", 's', host, YES),
 	DK("port", 'p', port, YES),		   DK("user", 's', user, YES),
-	DK("password", 's', password, YES),	   DK("auth_user", 's', auth_user, ERR),
-	DK("auth_query", 's', auth_query, ERR),	   DK("auth_dbname", 's', auth_dbname, ERR),
+	DK("password", 's', password, YES),	   DK("auth_user", 's', auth_user, YES),
+	DK("auth_query", 's', auth_query, YES),	   DK("auth_dbname", 's', auth_dbname, YES),
 	DK("pool_size", 'i', pool_size, YES),	   DK("min_pool_size", 'i', min_pool_size, YES),
 	DK("reserve_pool_size", 'i', reserve_pool_size, YES),
 	DK("reserve_pool", 'i', reserve_pool_size, YES),

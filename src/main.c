@@ -16,8 +16,10 @@
 
 #include "admin.h"
 #include "app.h"
+#include "auth.h"
 #include "dns.h"
 #include "janitor.h"
+#include "tls.h"
 #include "listener.h"
 #include "pool.h"
 #include "server.h"
@@ -169,6 +171,11 @@ static int run(App *app)
 		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "cannot load auth_file: %s", err);
 		return 1;
 	}
+	if (auth_prepare(app->cf, err, sizeof(err)) < 0 || tls_configure(app->cf, NULL, err, sizeof(err)) < 0) {
+		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "%s", err);
+		return 1;
+	}
+	auth_commit();
 	if (listener_open_all(app, err, sizeof(err)) < 0) {
 		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "%s", err);
 		return 1;
@@ -242,6 +249,8 @@ static int run(App *app)
 		event_del(&app->stats_ev);
 	admin_cleanup(app);
 	pool_free_all(w);
+	tls_cleanup();
+	auth_cleanup();
 	if (w->dns)
 		evdns_base_free(w->dns, 0);
 	event_base_free(w->base);

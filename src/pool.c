@@ -11,6 +11,7 @@
 #include <event2/dns.h>
 
 #include "app.h"
+#include "auth.h"
 #include "client.h"
 #include "server.h"
 
@@ -666,6 +667,7 @@ void pool_reap(Worker *w)
 		list_del(&c->head);
 		sbuf_free(&c->sb);
 		ps_client_free(c);
+		auth_client_free(c);
 		var_free(&c->vars);
 		free(c->password);
 		free(c);

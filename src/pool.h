@@ -74,6 +74,10 @@ typedef struct User {
 	int server_count;
 	bool from_auth_file;
 	bool from_config;
+	/* SCRAM pass-through (auth.c, server.c): the ClientKey a client proved against secret,
+	 * used to log in to a server that stores the identical secret. */
+	bool has_scram_key;
+	uint8_t scram_client_key[SCRAM_KEY_LEN];
 } User;
 
 /* The server-side parameters a pool learnt at its first login, sent to each new client. */
@@ -127,6 +131,8 @@ typedef enum {
 typedef enum {
 	AUTH_STEP_NONE = 0,
 	AUTH_STEP_PASSWORD, /* waiting for a PasswordMessage */
+	AUTH_STEP_SASL_INITIAL, /* waiting for a SASLInitialResponse */
+	AUTH_STEP_SASL_FINAL,   /* waiting for the SASLResponse with the client proof */
 	AUTH_STEP_DONE,
 } AuthStep;
 
@@ -157,8 +163,11 @@ struct Client {
 	bool counted;        /* included in the db/user client counts */
 	bool is_cancel;      /* a cancel request connection */
 	AuthStep auth_step;
+	int auth_method;     /* AUTH_TYPE_* of this login: auth_type, or the HBA rule's (auth.c) */
 	uint8_t salt[4];
 	char *password;      /* password the client gave (plain auth), for server login */
+	ScramServer *sasl;   /* SCRAM exchange in progress (auth.c); wiped and freed after */
+	char tls[96];        /* "TLSv1.3/cipher..." once on TLS (SHOW CLIENTS tls), else "" */
 	VarCache vars;
 	char *startup_options_ignored;
 	ClientPsMap ps_map;  /* its named prepared statements */
@@ -211,6 +220,9 @@ struct Server {
 	int local_port;
 	ScramClient scram;
 	int scram_step;
+	char host[256];         /* the host name or address connected to (TLS SNI, verify-full) */
+	void *auth_req;         /* an auth_query lookup running on it (authquery.c), or NULL */
+	char tls[96];           /* "TLSv1.3/cipher..." once on TLS (SHOW SERVERS tls), else "" */
 	VarCache vars;
 	uint32_t cancel_target_pid, cancel_target_key;
 	char log_prefix[160];

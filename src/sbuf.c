@@ -25,7 +25,7 @@ static ssize_t raw_send(SBuf *sb, const void *buf, size_t len)
 	return send(sb->fd, buf, len, MSG_NOSIGNAL);
 }
 
-static const SBufIO raw_io = {raw_recv, raw_send};
+static const SBufIO raw_io = {raw_recv, raw_send, NULL, NULL};
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
@@ -118,6 +118,9 @@ static void read_enable(SBuf *sb)
 		event_add(&sb->ev_read, NULL);
 		sb->read_added = true;
 	}
+	/* bytes buffered inside the io layer (TLS) will not make the socket readable */
+	if (sb->read_added && !sb->paused && sb->io->pending && sb->io->pending(sb))
+		event_active(&sb->ev_read, EV_READ, 0);
 }
 
 static void read_disable(SBuf *sb)
@@ -213,6 +216,11 @@ int sbuf_connect(SBuf *sb, const struct sockaddr *sa, socklen_t salen, int64_t t
 
 void sbuf_close(SBuf *sb)
 {
+	if (sb->io->close) {
+		sb->io->close(sb);
+		sb->io = &raw_io;
+		sb->io_ctx = NULL;
+	}
 	if (sb->fd < 0) {
 		sb->closed = true;
 		return;
@@ -593,6 +601,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		sb->recv_pos += (uint32_t)n;
 		sb->bytes_recv += (uint64_t)n;
 		process(sb);
+		if (sb->read_added && !sb->closed && sb->io->pending && sb->io->pending(sb))
+			event_active(&sb->ev_read, EV_READ, 0);
 		return;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))

@@ -51,10 +51,17 @@ typedef struct SockOpts {
 	int user_timeout_ms;
 } SockOpts;
 
-/* I/O functions; TLS swaps these and nothing above sbuf notices. */
+/* I/O functions; TLS swaps these and nothing above sbuf notices. recv/send behave like the
+ * socket calls (-1 with errno EAGAIN when they would block, 0 from recv at EOF). */
 typedef struct SBufIO {
 	ssize_t (*recv)(SBuf *sb, void *buf, size_t len);
 	ssize_t (*send)(SBuf *sb, const void *buf, size_t len);
+	/* Optional: bytes already read from the socket but not yet returned by recv (a TLS
+	 * record larger than the read); the socket will not signal them, so sbuf reads again. */
+	bool (*pending)(const SBuf *sb);
+	/* Optional: release io_ctx; called by sbuf_close before the socket is closed, after
+	 * which the raw socket functions are back. */
+	void (*close)(SBuf *sb);
 } SBufIO;
 
 /* Bytes the pooler itself generated for this socket (errors, login replies, SET queries),

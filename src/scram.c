@@ -1,4 +1,5 @@
-/* scram.c: md5 password hashing and the SCRAM-SHA-256 client (RFC 5802/7677); pure, no I/O. */
+/* scram.c: md5 password hashing and SCRAM-SHA-256 (RFC 5802/7677), client and server side;
+ * pure, no I/O. */
 #include "scram.h"
 
 #include <stdarg.h>
@@ -479,8 +480,22 @@ int scram_client_continue(ScramClient *sc, const char *server_first, size_t len,
 		goto fail;
 	}
 
-	if (scram_derive_keys(sc->password, sc->password_len, salt, (size_t)salt_len,
-			      (int)iterations, client_key, stored_key, sc->server_key) < 0) {
+	if (sc->use_keys) {
+		/* pass-through: only the very secret the keys were recovered against works */
+		if ((size_t)salt_len != sc->key_salt_len || iterations != sc->key_iterations ||
+		    CRYPTO_memcmp(salt, sc->key_salt, sc->key_salt_len) != 0) {
+			scram_set_err(err, errlen,
+				      "SCRAM: the server's secret differs from the one in auth_file "
+				      "(salt or iterations), pass-through impossible");
+			goto fail;
+		}
+		memcpy(client_key, sc->client_key, SCRAM_KEY_LEN);
+		if (sha256(client_key, SCRAM_KEY_LEN, stored_key) < 0) {
+			scram_set_err(err, errlen, "SCRAM: hashing failed");
+			goto fail;
+		}
+	} else if (scram_derive_keys(sc->password, sc->password_len, salt, (size_t)salt_len,
+				     (int)iterations, client_key, stored_key, sc->server_key) < 0) {
 		scram_set_err(err, errlen, "SCRAM: key derivation failed");
 		goto fail;
 	}
@@ -680,5 +695,380 @@ int scram_secret_check_password(const ScramSecret *secret, const char *password)
 	OPENSSL_cleanse(client_key, sizeof(client_key));
 	OPENSSL_cleanse(stored_key, sizeof(stored_key));
 	OPENSSL_cleanse(server_key, sizeof(server_key));
+	return ok;
+}
+
+int scram_client_start_with_keys(ScramClient *sc, const ScramSecret *secret,
+				 const uint8_t client_key[SCRAM_KEY_LEN], char *out, size_t outlen,
+				 size_t *outlen_used)
+{
+	if (secret->salt_len == 0 || secret->salt_len > sizeof(sc->key_salt) ||
+	    scram_client_start(sc, "", out, outlen, outlen_used) < 0) {
+		scram_client_fail(sc);
+		return -1;
+	}
+	sc->use_keys = 1;
+	memcpy(sc->client_key, client_key, SCRAM_KEY_LEN);
+	memcpy(sc->server_key, secret->server_key, SCRAM_KEY_LEN);
+	memcpy(sc->key_salt, secret->salt, secret->salt_len);
+	sc->key_salt_len = secret->salt_len;
+	sc->key_iterations = secret->iterations;
+	return 0;
+}
+
+/* SCRAM server ---------------------------------------------------------------------------- */
+
+#define SCRAM_MECH "SCRAM-SHA-256"
+#define SCRAM_MECH_PLUS "SCRAM-SHA-256-PLUS"
+#define SCRAM_CBIND_TYPE "tls-server-end-point"
+
+void scram_server_wipe(ScramServer *ss)
+{
+	OPENSSL_cleanse(ss, sizeof(*ss));
+	ss->state = SCRAM_SRV_INIT;
+}
+
+static void scram_server_set_cbind(ScramServer *ss, const uint8_t *cbind, size_t cbind_len)
+{
+	if (cbind && cbind_len > 0 && cbind_len <= sizeof(ss->cbind)) {
+		memcpy(ss->cbind, cbind, cbind_len);
+		ss->cbind_len = cbind_len;
+		ss->plus_offered = 1;
+	}
+}
+
+void scram_server_init(ScramServer *ss, const ScramSecret *secret, const uint8_t *cbind,
+		       size_t cbind_len)
+{
+	scram_server_wipe(ss);
+	ss->secret = *secret;
+	scram_server_set_cbind(ss, cbind, cbind_len);
+}
+
+int scram_server_init_mock(ScramServer *ss, const char *user, int iterations,
+			   const uint8_t *cbind, size_t cbind_len)
+{
+	/* one random key per process: the same user name always gets the same fake salt, as a
+	 * real user would, and nothing about it is predictable from outside */
+	static uint8_t mock_key[SCRAM_KEY_LEN];
+	static int mock_key_set;
+	uint8_t digest[SCRAM_KEY_LEN];
+
+	scram_server_wipe(ss);
+	if (!mock_key_set) {
+		if (RAND_bytes(mock_key, sizeof(mock_key)) != 1)
+			return -1;
+		mock_key_set = 1;
+	}
+	if (iterations < 1 || iterations > SCRAM_MAX_ITERATIONS)
+		iterations = SCRAM_DEFAULT_ITERATIONS;
+	if (hmac_sha256(mock_key, sizeof(mock_key), user, strlen(user), digest) < 0)
+		return -1;
+	ss->mock = 1;
+	ss->secret.iterations = iterations;
+	ss->secret.salt_len = SCRAM_SALT_LEN;
+	memcpy(ss->secret.salt, digest, SCRAM_SALT_LEN);
+	/* keys nobody knows: the proof check runs as for a real user and fails */
+	if (RAND_bytes(ss->secret.stored_key, SCRAM_KEY_LEN) != 1 ||
+	    RAND_bytes(ss->secret.server_key, SCRAM_KEY_LEN) != 1)
+		return -1;
+	scram_server_set_cbind(ss, cbind, cbind_len);
+	OPENSSL_cleanse(digest, sizeof(digest));
+	return 0;
+}
+
+int scram_server_mechanisms(const ScramServer *ss, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	if (outlen < sizeof(SCRAM_MECH_PLUS) + sizeof(SCRAM_MECH) + 1)
+		return -1;
+	if (ss->plus_offered) {
+		memcpy(out, SCRAM_MECH_PLUS, sizeof(SCRAM_MECH_PLUS));
+		o += sizeof(SCRAM_MECH_PLUS);
+	}
+	memcpy(out + o, SCRAM_MECH, sizeof(SCRAM_MECH));
+	o += sizeof(SCRAM_MECH);
+	out[o++] = '\0';
+	return (int)o;
+}
+
+static void scram_server_fail(ScramServer *ss)
+{
+	scram_server_wipe(ss);
+	ss->state = SCRAM_SRV_FAILED;
+}
+
+int scram_server_first_with_nonce(ScramServer *ss, const char *mech, const char *msg,
+				  size_t len, const char *server_nonce, char *out,
+				  size_t outlen, size_t *outlen_used, char *err, size_t errlen)
+{
+	char buf[SCRAM_MAX_CLIENT_MSG + 1];
+	char salt_b64[SCRAM_MAX_SALT / 3 * 4 + 5];
+	const char *p, *bare, *cnonce;
+	size_t cnonce_len, snonce_len = strlen(server_nonce);
+	int plus, n;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (ss->state != SCRAM_SRV_INIT) {
+		scram_set_err(err, errlen, "SCRAM: client-first-message out of order");
+		goto fail;
+	}
+	if (strcmp(mech, SCRAM_MECH_PLUS) == 0 && ss->plus_offered) {
+		plus = 1;
+	} else if (strcmp(mech, SCRAM_MECH) == 0) {
+		plus = 0;
+	} else {
+		scram_set_err(err, errlen, "SCRAM: client selected an invalid SASL mechanism");
+		goto fail;
+	}
+	if (len > SCRAM_MAX_CLIENT_MSG || memchr(msg, '\0', len)) {
+		scram_set_err(err, errlen, "SCRAM: client-first-message is too long or has a NUL");
+		goto fail;
+	}
+	memcpy(buf, msg, len);
+	buf[len] = '\0';
+	p = buf;
+
+	/* gs2-cbind-flag: the one matching the mechanism, never "y" when we offered -PLUS
+	 * (that would be a downgrade by a man in the middle) */
+	if (plus) {
+		if (strncmp(p, "p=" SCRAM_CBIND_TYPE ",", 2 + strlen(SCRAM_CBIND_TYPE) + 1) != 0) {
+			scram_set_err(err, errlen, "SCRAM: unsupported or missing channel binding type");
+			goto fail;
+		}
+		p += 2 + strlen(SCRAM_CBIND_TYPE);
+	} else if (*p == 'y' && p[1] == ',') {
+		if (ss->plus_offered) {
+			scram_set_err(err, errlen,
+				      "SCRAM channel binding negotiation error (client says we do not "
+				      "support it)");
+			goto fail;
+		}
+		p++;
+	} else if (*p == 'n' && p[1] == ',') {
+		p++;
+	} else {
+		scram_set_err(err, errlen, "SCRAM: malformed gs2 header");
+		goto fail;
+	}
+	/* authzid is not supported (PostgreSQL refuses it too) */
+	if (p[1] != ',') {
+		scram_set_err(err, errlen, "SCRAM: authorization identity is not supported");
+		goto fail;
+	}
+	p += 2;
+	ss->gs2_len = (size_t)(p - buf);
+	if (ss->gs2_len >= sizeof(ss->gs2_header))
+		goto fail;
+	memcpy(ss->gs2_header, buf, ss->gs2_len);
+	ss->plus_used = plus;
+
+	/* client-first-message-bare: n=<name>,r=<nonce>[,extensions]; the name is ignored,
+	 * the startup packet's user is the one authenticated */
+	bare = p;
+	if (strncmp(p, "m=", 2) == 0) {
+		scram_set_err(err, errlen, "SCRAM: client requires an unsupported extension (m=)");
+		goto fail;
+	}
+	if (strncmp(p, "n=", 2) != 0) {
+		scram_set_err(err, errlen, "SCRAM: client-first-message lacks the user name (n=)");
+		goto fail;
+	}
+	p += 2 + scram_attr_len(p + 2);
+	if (strncmp(p, ",r=", 3) != 0) {
+		scram_set_err(err, errlen, "SCRAM: client-first-message lacks the nonce (r=)");
+		goto fail;
+	}
+	cnonce = p + 3;
+	cnonce_len = scram_attr_len(cnonce);
+	if (!scram_nonce_valid(cnonce, cnonce_len) || !scram_nonce_valid(server_nonce, snonce_len)) {
+		scram_set_err(err, errlen, "SCRAM: client nonce is empty or not printable");
+		goto fail;
+	}
+	/* optional extensions: ",<letter>=<value>" each */
+	for (p = cnonce + cnonce_len; *p; p += 3 + scram_attr_len(p + 3)) {
+		if (p[0] != ',' || !((p[1] >= 'a' && p[1] <= 'z') || (p[1] >= 'A' && p[1] <= 'Z')) ||
+		    p[2] != '=') {
+			scram_set_err(err, errlen, "SCRAM: malformed attribute in client-first-message");
+			goto fail;
+		}
+	}
+	ss->client_first_bare_len = strlen(bare);
+	memcpy(ss->client_first_bare, bare, ss->client_first_bare_len + 1);
+	if (cnonce_len + snonce_len >= sizeof(ss->nonce))
+		goto fail;
+	memcpy(ss->nonce, cnonce, cnonce_len);
+	memcpy(ss->nonce + cnonce_len, server_nonce, snonce_len);
+	ss->nonce_len = cnonce_len + snonce_len;
+	ss->nonce[ss->nonce_len] = '\0';
+
+	if (scram_b64_encode(ss->secret.salt, ss->secret.salt_len, salt_b64, sizeof(salt_b64)) < 0)
+		goto fail;
+	n = snprintf(ss->server_first, sizeof(ss->server_first), "r=%s,s=%s,i=%d", ss->nonce,
+		     salt_b64, ss->secret.iterations);
+	if (n < 0 || (size_t)n >= sizeof(ss->server_first) || (size_t)n >= outlen) {
+		scram_set_err(err, errlen, "SCRAM: server-first-message does not fit");
+		goto fail;
+	}
+	ss->server_first_len = (size_t)n;
+	memcpy(out, ss->server_first, (size_t)n + 1);
+	if (outlen_used)
+		*outlen_used = (size_t)n;
+	ss->state = SCRAM_SRV_SENT_FIRST;
+	return 0;
+fail:
+	if (err && errlen && !err[0])
+		scram_set_err(err, errlen, "SCRAM: malformed client-first-message");
+	scram_server_fail(ss);
+	return -1;
+}
+
+int scram_server_first(ScramServer *ss, const char *mech, const char *msg, size_t len,
+		       char *out, size_t outlen, size_t *outlen_used, char *err, size_t errlen)
+{
+	uint8_t raw[SCRAM_SERVER_NONCE_LEN];
+	char nonce[(SCRAM_SERVER_NONCE_LEN + 2) / 3 * 4 + 1];
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1 ||
+	    scram_b64_encode(raw, sizeof(raw), nonce, sizeof(nonce)) < 0) {
+		scram_set_err(err, errlen, "SCRAM: no randomness for the nonce");
+		scram_server_fail(ss);
+		return -1;
+	}
+	return scram_server_first_with_nonce(ss, mech, msg, len, nonce, out, outlen, outlen_used,
+					     err, errlen);
+}
+
+int scram_server_final(ScramServer *ss, const char *msg, size_t len, char *out,
+		       size_t outlen, size_t *outlen_used, char *err, size_t errlen)
+{
+	char buf[SCRAM_MAX_CLIENT_MSG + 1];
+	/* the channel-binding input: gs2 header + certificate hash */
+	uint8_t cb_input[sizeof(((ScramServer *)0)->gs2_header) + SCRAM_MAX_CBIND];
+	uint8_t cb_given[sizeof(cb_input) + 3];
+	char authmsg[SCRAM_MAX_CLIENT_MSG * 2 + 256 + 2];
+	uint8_t proof[SCRAM_KEY_LEN + 3], client_sig[SCRAM_KEY_LEN], client_key[SCRAM_KEY_LEN];
+	uint8_t stored[SCRAM_KEY_LEN], server_sig[SCRAM_KEY_LEN];
+	char sig_b64[SCRAM_KEY_LEN / 3 * 4 + 5];
+	const char *p, *proof_attr, *c, *r;
+	size_t cb_input_len, clen, rlen, without_proof_len;
+	int n, cb_given_len, ok = 0, rc = -1;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (ss->state != SCRAM_SRV_SENT_FIRST) {
+		scram_set_err(err, errlen, "SCRAM: client-final-message out of order");
+		goto out;
+	}
+	if (len > SCRAM_MAX_CLIENT_MSG || memchr(msg, '\0', len)) {
+		scram_set_err(err, errlen, "SCRAM: client-final-message is too long or has a NUL");
+		goto out;
+	}
+	memcpy(buf, msg, len);
+	buf[len] = '\0';
+
+	/* c=<base64(gs2 header [+ cbind data])> */
+	if (strncmp(buf, "c=", 2) != 0) {
+		scram_set_err(err, errlen, "SCRAM: client-final-message lacks channel binding (c=)");
+		goto out;
+	}
+	c = buf + 2;
+	clen = scram_attr_len(c);
+	memcpy(cb_input, ss->gs2_header, ss->gs2_len);
+	cb_input_len = ss->gs2_len;
+	if (ss->plus_used) {
+		memcpy(cb_input + cb_input_len, ss->cbind, ss->cbind_len);
+		cb_input_len += ss->cbind_len;
+	}
+	cb_given_len = scram_b64_decode(c, clen, cb_given, sizeof(cb_given));
+	if (cb_given_len < 0 || (size_t)cb_given_len != cb_input_len ||
+	    CRYPTO_memcmp(cb_given, cb_input, cb_input_len) != 0) {
+		scram_set_err(err, errlen, "SCRAM channel binding check failed");
+		goto out;
+	}
+	p = c + clen;
+
+	/* ,r=<the full nonce> */
+	if (strncmp(p, ",r=", 3) != 0) {
+		scram_set_err(err, errlen, "SCRAM: client-final-message lacks the nonce (r=)");
+		goto out;
+	}
+	r = p + 3;
+	rlen = scram_attr_len(r);
+	if (rlen != ss->nonce_len || memcmp(r, ss->nonce, rlen) != 0) {
+		scram_set_err(err, errlen, "SCRAM: nonce in client-final-message does not match");
+		goto out;
+	}
+	p = r + rlen;
+
+	/* [,extensions],p=<proof>, the proof last */
+	proof_attr = strstr(p, ",p=");
+	while (proof_attr && strstr(proof_attr + 1, ",p="))
+		proof_attr = strstr(proof_attr + 1, ",p=");
+	if (!proof_attr || strchr(proof_attr + 3, ',')) {
+		scram_set_err(err, errlen, "SCRAM: client-final-message lacks the proof (p=)");
+		goto out;
+	}
+	without_proof_len = (size_t)(proof_attr - buf);
+	if (scram_b64_decode(proof_attr + 3, strlen(proof_attr + 3), proof, sizeof(proof)) !=
+	    SCRAM_KEY_LEN) {
+		scram_set_err(err, errlen, "SCRAM: malformed proof in client-final-message");
+		goto out;
+	}
+
+	/* AuthMessage = client-first-bare "," server-first "," client-final-without-proof */
+	n = snprintf(authmsg, sizeof(authmsg), "%s,%s,%.*s", ss->client_first_bare,
+		     ss->server_first, (int)without_proof_len, buf);
+	if (n < 0 || (size_t)n >= sizeof(authmsg)) {
+		scram_set_err(err, errlen, "SCRAM: internal error building AuthMessage");
+		goto out;
+	}
+	if (hmac_sha256(ss->secret.stored_key, SCRAM_KEY_LEN, authmsg, (size_t)n, client_sig) < 0)
+		goto out;
+	for (int i = 0; i < SCRAM_KEY_LEN; i++)
+		client_key[i] = proof[i] ^ client_sig[i];
+	if (sha256(client_key, SCRAM_KEY_LEN, stored) < 0)
+		goto out;
+	ok = CRYPTO_memcmp(stored, ss->secret.stored_key, SCRAM_KEY_LEN) == 0;
+	if (!ok || ss->mock) {
+		scram_set_err(err, errlen, ss->mock ? "SCRAM: no usable secret for this user"
+						    : "SCRAM: wrong password (proof does not match)");
+		goto out;
+	}
+	if (hmac_sha256(ss->secret.server_key, SCRAM_KEY_LEN, authmsg, (size_t)n, server_sig) < 0 ||
+	    scram_b64_encode(server_sig, sizeof(server_sig), sig_b64, sizeof(sig_b64)) < 0)
+		goto out;
+	n = snprintf(out, outlen, "v=%s", sig_b64);
+	if (n < 0 || (size_t)n >= outlen) {
+		scram_set_err(err, errlen, "SCRAM: output buffer too small for server-final-message");
+		goto out;
+	}
+	if (outlen_used)
+		*outlen_used = (size_t)n;
+	memcpy(ss->client_key, client_key, SCRAM_KEY_LEN);
+	ss->state = SCRAM_SRV_DONE;
+	rc = 0;
+out:
+	if (rc < 0) {
+		if (err && errlen && !err[0])
+			scram_set_err(err, errlen, "SCRAM: malformed client-final-message");
+		scram_server_fail(ss);
+	}
+	OPENSSL_cleanse(client_key, sizeof(client_key));
+	OPENSSL_cleanse(client_sig, sizeof(client_sig));
+	OPENSSL_cleanse(stored, sizeof(stored));
+	OPENSSL_cleanse(proof, sizeof(proof));
+	OPENSSL_cleanse(authmsg, sizeof(authmsg));
+	return rc;
+}
+
+int scram_client_key_matches(const ScramSecret *secret, const uint8_t client_key[SCRAM_KEY_LEN])
+{
+	uint8_t stored[SCRAM_KEY_LEN];
+	int ok = sha256(client_key, SCRAM_KEY_LEN, stored) == 0 &&
+		 CRYPTO_memcmp(stored, secret->stored_key, SCRAM_KEY_LEN) == 0;
+	OPENSSL_cleanse(stored, sizeof(stored));
 	return ok;
 }

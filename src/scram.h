@@ -1,4 +1,5 @@
-/* scram.h: md5 password hashing and the SCRAM-SHA-256 client (RFC 5802/7677); pure, no I/O. */
+/* scram.h: md5 password hashing and SCRAM-SHA-256 (RFC 5802/7677), client and server side;
+ * pure, no I/O. */
 #ifndef TIDEPOOL_SCRAM_H
 #define TIDEPOOL_SCRAM_H
 
@@ -38,6 +39,13 @@ typedef struct ScramClient {
 	char client_first_bare[SCRAM_MAX_FIRST_BARE + 1];
 	uint8_t server_key[SCRAM_KEY_LEN];
 	uint8_t server_signature[SCRAM_KEY_LEN]; /* what server-final's v= must carry */
+	/* Pass-through (scram_client_start_with_keys): ClientKey instead of the password, valid
+	 * only for the salt and iteration count of the secret it was recovered against. */
+	int use_keys;
+	uint8_t client_key[SCRAM_KEY_LEN];
+	int key_iterations;
+	size_t key_salt_len;
+	uint8_t key_salt[SCRAM_MAX_SALT];
 } ScramClient;
 
 /* A parsed "SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>" secret (pg_authid form). */
@@ -96,6 +104,14 @@ int scram_client_finish(ScramClient *sc, const char *server_final, size_t len, c
 /* Erase every secret the exchange holds; sc can be started again afterwards. */
 void scram_client_wipe(ScramClient *sc);
 
+/* Pass-through: begin an exchange that proves knowledge of client_key (recovered from a
+ * client's SCRAM proof by scram_server_final) instead of a password. The server must answer
+ * with exactly secret's salt and iteration count, i.e. store the identical secret; otherwise
+ * scram_client_continue() fails. server_key (the secret's) checks the server's signature. */
+int scram_client_start_with_keys(ScramClient *sc, const ScramSecret *secret,
+				 const uint8_t client_key[SCRAM_KEY_LEN], char *out, size_t outlen,
+				 size_t *outlen_used);
+
 /* Secrets (server-side building blocks) ------------------------------------------------- */
 
 /* Parse a SCRAM-SHA-256 secret. 0, or -1 if it is not exactly that form. */
@@ -107,6 +123,76 @@ int scram_make_secret(const char *password, int iterations, char *out, size_t ou
 
 /* 1 if password produces secret's StoredKey and ServerKey, else 0. */
 int scram_secret_check_password(const ScramSecret *secret, const char *password);
+
+/* SCRAM-SHA-256 server (authenticating our clients) ------------------------------------ */
+
+#define SCRAM_MAX_CBIND 64          /* tls-server-end-point data: a hash, at most SHA-512 */
+#define SCRAM_MAX_CLIENT_MSG 1024   /* longest client-first/-final message we accept */
+#define SCRAM_SERVER_NONCE_LEN 18   /* random bytes behind our part of the nonce */
+
+typedef enum {
+	SCRAM_SRV_INIT = 0,
+	SCRAM_SRV_SENT_FIRST, /* server-first sent, waiting for client-final */
+	SCRAM_SRV_DONE,       /* client proved it knows the password */
+	SCRAM_SRV_FAILED,
+} ScramServerState;
+
+/* One exchange with a client. Holds the secret's keys: call scram_server_wipe() when done.
+ * Sizeable (a few KiB), so connections keep it on the heap only while authenticating. */
+typedef struct ScramServer {
+	ScramServerState state;
+	int mock;               /* no usable secret: looks like a real exchange, always fails */
+	int plus_offered;       /* client is on TLS: SCRAM-SHA-256-PLUS announced */
+	int plus_used;          /* the client chose it (channel binding checked) */
+	ScramSecret secret;
+	size_t cbind_len;
+	uint8_t cbind[SCRAM_MAX_CBIND]; /* tls-server-end-point hash of our certificate */
+	size_t gs2_len;
+	char gs2_header[64];
+	size_t client_first_bare_len;
+	char client_first_bare[SCRAM_MAX_CLIENT_MSG + 1];
+	size_t server_first_len;
+	char server_first[SCRAM_MAX_CLIENT_MSG + 128];
+	size_t nonce_len;
+	char nonce[SCRAM_MAX_CLIENT_MSG + 1]; /* client nonce + ours: client-final must echo it */
+	uint8_t client_key[SCRAM_KEY_LEN];    /* recovered on success (SCRAM pass-through) */
+} ScramServer;
+
+/* Start an exchange against secret. cbind/cbind_len: the tls-server-end-point data of our
+ * certificate when the client is on TLS (SCRAM-SHA-256-PLUS is then offered), NULL/0 when not. */
+void scram_server_init(ScramServer *ss, const ScramSecret *secret, const uint8_t *cbind,
+		       size_t cbind_len);
+
+/* The same for a user without a usable secret (unknown user, md5-only secret): a fake secret
+ * whose salt is derived from the user name and a per-process random key, so repeated attempts
+ * see the same salt as for a real user; scram_server_final() always fails. 0 or -1. */
+int scram_server_init_mock(ScramServer *ss, const char *user, int iterations,
+			   const uint8_t *cbind, size_t cbind_len);
+
+/* The AuthenticationSASL body: mechanism names, each NUL-terminated, then a final NUL.
+ * Bytes written, or -1 if out is too small. */
+int scram_server_mechanisms(const ScramServer *ss, char *out, size_t outlen);
+
+/* Take SASLInitialResponse (mechanism and client-first-message) and write server-first into
+ * out. 0, or -1 with the reason in err (the client is only told that SASL failed). */
+int scram_server_first(ScramServer *ss, const char *mech, const char *msg, size_t len,
+		       char *out, size_t outlen, size_t *outlen_used, char *err, size_t errlen);
+
+/* As scram_server_first() with our nonce part given (printable, no ','); for test vectors. */
+int scram_server_first_with_nonce(ScramServer *ss, const char *mech, const char *msg,
+				  size_t len, const char *server_nonce, char *out,
+				  size_t outlen, size_t *outlen_used, char *err, size_t errlen);
+
+/* Take client-final-message: verify channel binding, nonce and proof (constant time); on
+ * success write server-final ("v=...") into out, keep ClientKey in ss->client_key and
+ * return 0. -1 with the reason in err otherwise (always for a mock exchange). */
+int scram_server_final(ScramServer *ss, const char *msg, size_t len, char *out,
+		       size_t outlen, size_t *outlen_used, char *err, size_t errlen);
+
+void scram_server_wipe(ScramServer *ss);
+
+/* 1 if client_key hashes to secret's StoredKey (keys recovered for that very secret). */
+int scram_client_key_matches(const ScramSecret *secret, const uint8_t client_key[SCRAM_KEY_LEN]);
 
 /* Base64 (RFC 4648, with padding) ------------------------------------------------------- */
 

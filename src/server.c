@@ -10,8 +10,11 @@
 #include <sys/un.h>
 
 #include "app.h"
+#include "auth.h"
+#include "authquery.h"
 #include "client.h"
 #include "dns.h"
+#include "tls.h"
 #include "userlist.h"
 
 static bool server_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt);
@@ -204,10 +207,12 @@ static void server_connect(Server *s)
 			return;
 		}
 		snprintf(s->addr, sizeof(s->addr), "unix");
+		s->host[0] = 0;
 		on_connect_addr(s, (struct sockaddr *)&un, sizeof(un));
 		return;
 	}
 	snprintf(s->addr, sizeof(s->addr), "%.*s", (int)sizeof(s->addr) - 1, host);
+	snprintf(s->host, sizeof(s->host), "%s", host);
 	server_update_log_prefix(s);
 	s->dns_req = dns_resolve(s->w->dns, host, db->port, on_dns, s);
 }
@@ -236,6 +241,7 @@ void server_launch_cancel(Server *target, Client *requester)
 	s->cancel_target_pid = target->backend_pid;
 	s->cancel_target_key = target->backend_key;
 	snprintf(s->addr, sizeof(s->addr), "%s", target->addr);
+	snprintf(s->host, sizeof(s->host), "%s", target->host);
 	s->port = target->port;
 	list_append(&w->cancel_servers, &s->head);
 	s->state = SV_LOGIN;
@@ -265,10 +271,12 @@ void server_close(Server *s, const char *reason)
 		s->pool->db->server_count--;
 		s->pool->user->server_count--;
 	}
+	if (s->auth_req)
+		authquery_server_closed(s);
 	if (s->login_done && !s->is_cancel && s->sb.fd >= 0 && s->sb.out.len == 0) {
 		/* A polite goodbye; the socket is closed right after. */
 		static const char terminate[5] = {'X', 0, 0, 0, 4};
-		send(s->sb.fd, terminate, sizeof(terminate), MSG_NOSIGNAL | MSG_DONTWAIT);
+		s->sb.io->send(&s->sb, terminate, sizeof(terminate)); /* non-blocking; TLS-aware */
 	}
 	sbuf_close(&s->sb);
 	scram_client_wipe(&s->scram);
@@ -421,16 +429,25 @@ static bool handle_auth(Server *s, PktHdr *pkt)
 	case 10: {
 		char out[512];
 		size_t outlen = 0;
-		if (!password || userlist_secret_kind(password) != USERLIST_SECRET_PLAIN) {
-			login_failed(s, "server requested SCRAM-SHA-256 authentication, which needs a plain password",
-				     NULL, true);
-			return false;
-		}
 		if (!memmem(ar.payload, ar.payload_len, "SCRAM-SHA-256", 14)) {
 			login_failed(s, "server offers no supported SASL mechanism", NULL, true);
 			return false;
 		}
-		if (scram_client_start(&s->scram, password, out, sizeof(out), &outlen) < 0) {
+		if (password && userlist_secret_kind(password) == USERLIST_SECRET_SCRAM) {
+			/* SCRAM pass-through with the ClientKey a client proved (auth.c) */
+			if (auth_scram_passthrough_start(s->pool->user, password, &s->scram, out, sizeof(out),
+							 &outlen) < 0) {
+				login_failed(s,
+					     "cannot do SCRAM authentication: password is SCRAM secret but client "
+					     "authentication did not provide SCRAM keys",
+					     NULL, true);
+				return false;
+			}
+		} else if (!password || userlist_secret_kind(password) != USERLIST_SECRET_PLAIN) {
+			login_failed(s, "server requested SCRAM-SHA-256 authentication, which needs a plain password",
+				     NULL, true);
+			return false;
+		} else if (scram_client_start(&s->scram, password, out, sizeof(out), &outlen) < 0) {
 			login_failed(s, "SCRAM start failed", NULL, false);
 			return false;
 		}
@@ -683,6 +700,38 @@ static bool handle_idle_packet(Server *s, PktHdr *pkt)
 	}
 }
 
+/* The connection is ready (TLS or not): a cancel request, or the startup packet. */
+static void send_first_packet(Server *s)
+{
+	if (s->is_cancel) {
+		PktBuf pb;
+		pktbuf_init_fixed(&pb, s->w->scratch, sizeof(s->w->scratch));
+		pktbuf_write_cancel(&pb, s->cancel_target_pid, s->cancel_target_key);
+		sbuf_send_gen(&s->sb, pb.buf, pb.pos);
+		return;
+	}
+	send_startup(s);
+}
+
+static void on_server_tls(SBuf *sb, bool ok, const char *err)
+{
+	Server *s = sb->owner;
+	App *app = s->w->app;
+	char msg[400];
+	if (!ok) {
+		snprintf(msg, sizeof(msg), "server TLS: %s", err);
+		log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "%s", msg);
+		if (s->is_cancel)
+			server_close(s, msg);
+		else
+			login_failed(s, msg, NULL, true);
+		return;
+	}
+	tls_describe(sb, s->tls, sizeof(s->tls));
+	send_first_packet(s);
+	sbuf_continue(sb);
+}
+
 static bool server_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt)
 {
 	Server *s = sb->owner;
@@ -691,14 +740,13 @@ static bool server_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt)
 	switch (ev) {
 	case SBUF_EV_CONNECT_OK:
 		note_local_addr(s);
-		if (s->is_cancel) {
-			PktBuf pb;
-			pktbuf_init_fixed(&pb, s->w->scratch, sizeof(s->w->scratch));
-			pktbuf_write_cancel(&pb, s->cancel_target_pid, s->cancel_target_key);
-			sbuf_send_gen(&s->sb, pb.buf, pb.pos);
-			return true;
+		if (s->addr_family != AF_UNIX && tls_server_mode() != TLS_MODE_DISABLE) {
+			/* SSLRequest first (server_tls_sslmode); the login starts once TLS is up */
+			if (tls_connect_start(&s->sb, s->host, on_server_tls) < 0)
+				login_failed(s, "TLS setup failed", NULL, false);
+			return false;
 		}
-		send_startup(s);
+		send_first_packet(s);
 		return true;
 	case SBUF_EV_CONNECT_FAILED:
 		snprintf(msg, sizeof(msg), "connect failed: %s", strerror(s->sb.last_errno));
@@ -741,6 +789,8 @@ static bool server_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt)
 	}
 	if (s->state == SV_LOGIN && !s->login_done)
 		return handle_login_packet(s, pkt);
+	if (s->auth_req)
+		return authquery_server_packet(s, pkt);
 	if (s->setting_vars || s->running_internal)
 		return handle_internal_reply(s, pkt);
 	if (s->link)

@@ -132,9 +132,11 @@ static void test_table(void)
 	CHECK(config_find_setting("listen_port")->flags & SETTING_NO_RELOAD);
 	CHECK(config_find_setting("pkt_buf")->flags & SETTING_NO_RELOAD);
 	CHECK(!(config_find_setting("pool_mode")->flags & SETTING_NO_RELOAD));
-	CHECK(config_find_setting("client_tls_sslmode")->support == SUPPORT_NO_ERROR);
-	CHECK(config_find_setting("auth_user")->support == SUPPORT_NO_ERROR);
-	CHECK(config_find_setting("auth_hba_file")->support == SUPPORT_NO_WARN);
+	CHECK(config_find_setting("client_tls_sslmode")->support == SUPPORT_YES);
+	CHECK(config_find_setting("auth_user")->support == SUPPORT_YES);
+	CHECK(config_find_setting("auth_query")->support == SUPPORT_YES);
+	CHECK(config_find_setting("auth_hba_file")->support == SUPPORT_YES);
+	CHECK(config_find_setting("auth_ident_file")->support == SUPPORT_NO_WARN);
 	CHECK(config_find_setting("max_prepared_statements")->support == SUPPORT_YES);
 	CHECK(config_find_setting("syslog")->support == SUPPORT_NO_WARN);
 	CHECK(config_find_setting("pool_mode")->support == SUPPORT_YES);
@@ -261,20 +263,33 @@ static void test_errors(void)
 	expect_error("[users]\nbob = query_timeout=soon\n",
 		     "t.ini:2: invalid value \"soon\" for user parameter query_timeout (expected a number of seconds)");
 	expect_error("[databases]\npgbouncer = host=h\n", "t.ini:2: database name \"pgbouncer\" is reserved");
-	expect_error("[databases]\nx = host=h auth_user=admin\n",
-		     "t.ini:2: connection parameter auth_user = admin is not supported yet");
-	expect_error("[pgbouncer]\nauth_type = hba\n", "t.ini:2: setting auth_type = hba is not supported yet");
-	expect_error("[pgbouncer]\nauth_type = scram-sha-256\n",
-		     "t.ini:2: setting auth_type = scram-sha-256 is not supported yet");
-	expect_error("[pgbouncer]\nlisten_port = 6000\nclient_tls_sslmode = require\n",
-		     "t.ini:3: setting client_tls_sslmode = require is not supported yet");
-	expect_error("[pgbouncer]\nserver_tls_sslmode = verify-full\n",
-		     "t.ini:2: setting server_tls_sslmode = verify-full is not supported yet");
+	{ /* auth_user/auth_query/auth_dbname are supported (issue 5), globally and per database */
+		Config *cf = load("[databases]\nx = host=h auth_user=admin auth_dbname=y "
+				  "auth_query='SELECT u, p FROM f($1)'\n[pgbouncer]\nauth_user = pgbouncer\n");
+		CHECK(cf != NULL);
+		if (cf) {
+			CHECK_STR(cf->databases[0].auth_user, "admin");
+			CHECK_STR(cf->databases[0].auth_query, "SELECT u, p FROM f($1)");
+			CHECK_STR(cf->auth_user, "pgbouncer");
+		}
+		config_free(cf);
+	}
+	expect_error("[pgbouncer]\nauth_type = ldap\n", "t.ini:2: setting auth_type = ldap is not supported yet");
+	{
+		Config *cf = load("[pgbouncer]\nauth_type = scram-sha-256\n"); /* supported now */
+		CHECK(cf != NULL && cf->auth_type == AUTH_TYPE_SCRAM_SHA_256);
+		config_free(cf);
+	}
+	expect_error("[pgbouncer]\nlisten_port = 6000\nauth_type = pam\n",
+		     "t.ini:3: setting auth_type = pam is not supported yet");
+	{
+		Config *cf = load("[pgbouncer]\nserver_tls_sslmode = verify-full\n"); /* supported now */
+		CHECK(cf != NULL);
+		config_free(cf);
+	}
 	expect_error("[pgbouncer]\nclient_tls_sslmode = sometimes\n",
 		     "t.ini:2: invalid value \"sometimes\" for parameter client_tls_sslmode (expected disable, allow, "
 		     "prefer, require, verify-ca or verify-full)");
-	expect_error("[pgbouncer]\nauth_user = pgbouncer\n",
-		     "t.ini:2: setting auth_user = pgbouncer is not supported yet");
 	expect_error("[pgbouncer]\nlisten_port 6432\n", "t.ini:2: syntax error: expected \"key = value\"");
 	expect_error("[pgbouncer]\n = 5\n", "t.ini:2: syntax error: expected \"key = value\"");
 	expect_error("; top\n[pgbouncer\n", "t.ini:2: unterminated section header: [pgbouncer");
@@ -593,11 +608,16 @@ static void test_set_and_format(void)
 	CHECK(cf->max_client_conn == 100);
 	CHECK(config_set(cf, "pool_mode", "transcation", err, sizeof(err)) == -1);
 	CHECK(cf->pool_mode == POOL_MODE_TRANSACTION);
-	CHECK(config_set(cf, "auth_type", "hba", err, sizeof(err)) == -1);
-	CHECK_STR(err, "setting auth_type = hba is not supported yet");
+	CHECK(config_set(cf, "auth_type", "pam", err, sizeof(err)) == -1);
+	CHECK_STR(err, "setting auth_type = pam is not supported yet");
 	CHECK(cf->auth_type == AUTH_TYPE_MD5);
-	CHECK(config_set(cf, "client_tls_sslmode", "require", err, sizeof(err)) == -1);
-	CHECK_STR(cf->client_tls_sslmode, "disable");
+	CHECK(config_set(cf, "auth_type", "ldap", err, sizeof(err)) == -1);
+	CHECK(cf->auth_type == AUTH_TYPE_MD5);
+	CHECK(config_set(cf, "auth_type", "hba", err, sizeof(err)) == 0); /* issue 5 */
+	CHECK(config_set(cf, "auth_type", "md5", err, sizeof(err)) == 0);
+	CHECK(config_set(cf, "client_tls_sslmode", "require", err, sizeof(err)) == 0); /* issue 5 */
+	CHECK_STR(cf->client_tls_sslmode, "require");
+	CHECK(config_set(cf, "client_tls_sslmode", "disable", err, sizeof(err)) == 0);
 	CHECK(config_set(cf, "foo_bar", "1", err, sizeof(err)) == -1);
 	CHECK_STR(err, "unknown parameter: pgbouncer/foo_bar");
 	CHECK(config_set(cf, "max_prepared_statements", "50", err, sizeof(err)) == 0);
