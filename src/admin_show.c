@@ -476,7 +476,7 @@ static const char *const socket_cols[] = {
 /* What one row needs, from a client or a server. */
 typedef struct SockInfo {
 	bool server;
-	const char *user, *db, *state, *addr, *appname;
+	const char *user, *db, *state, *addr, *appname, *tls;
 	int port, remote_pid, close_needed, prepared;
 	uint32_t id;
 	usec_t connect_time, request_time, wait;
@@ -500,12 +500,12 @@ static void socket_row(PktBuf *pb, const SockInfo *si, bool debug)
 		admin_data_row(pb, SOCKET_TYPES, si->server ? "S" : "C", si->user, si->db, "none", si->state,
 		               si->addr, si->port, si->local_addr, si->local_port, si->connect_time,
 		               si->request_time, wait_s, wait_us, si->close_needed, ptr, link, si->remote_pid,
-		               "", si->appname, si->prepared, (int)si->id);
+		               si->tls, si->appname, si->prepared, (int)si->id);
 		return;
 	}
 	admin_data_row(pb, SOCKET_TYPES_DEBUG, si->server ? "S" : "C", si->user, si->db, "none", si->state,
 	               si->addr, si->port, si->local_addr, si->local_port, si->connect_time, si->request_time,
-	               wait_s, wait_us, si->close_needed, ptr, link, si->remote_pid, "", si->appname,
+	               wait_s, wait_us, si->close_needed, ptr, link, si->remote_pid, si->tls, si->appname,
 	               si->prepared, (int)si->id, (int)sb->recv_pos, (int)sb->pkt_pos, (int)sb->pkt_remain,
 	               (int)sb->send_pos, 0, (int)(sb->recv_pos - sb->pkt_pos),
 	               (int)(sb->pkt_pos - sb->send_pos + (sb->out.len - sb->out.off)));
@@ -553,6 +553,7 @@ static void client_info(Client *c, const char *state, SockInfo *si)
 	si->self = c;
 	si->link = c->link;
 	si->appname = var_of(c->w, &c->vars, "application_name");
+	si->tls = c->tls;
 	si->prepared = (int)c->ps_map.count;
 	si->id = c->id;
 	si->sb = &c->sb;
@@ -577,6 +578,7 @@ static void server_info(Server *s, const char *state, SockInfo *si)
 	si->link = s->link;
 	si->remote_pid = (int)s->backend_pid;
 	si->appname = var_of(s->w, &s->vars, "application_name");
+	si->tls = s->tls;
 	si->prepared = s->ps ? s->ps->n : 0;
 	si->id = s->id;
 	si->sb = &s->sb;

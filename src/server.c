@@ -286,7 +286,10 @@ void server_close(Server *s, const char *reason)
 	pool_schedule_reap(s->w);
 	if (c)
 		client_error_close(c, "08P01", reason);
-	else if (!s->is_cancel)
+	else if (!s->is_cancel && s->login_done)
+		/* A server that never logged in is replaced by the janitor's next pass instead: with
+		 * server_login_retry = 0 an immediate relaunch of a connect that fails at once would
+		 * recurse without end. */
 		pool_launch_if_needed(s->pool);
 	app_check_shutdown(app);
 }

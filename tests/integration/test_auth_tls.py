@@ -313,6 +313,30 @@ def test_client_tls_require_and_verify_full(tidepool, certs):
     assert asyncpg_query(d.port, "SELECT 3", ssl=ssl_ctx(certs, verify=False)) == 3
 
 
+def test_show_clients_tls_column(tidepool, certs):
+    import psycopg2
+    d = tidepool(tls_settings(certs, "prefer"),
+                 userlist={APP_USER: APP_PASSWORD, "postgres": "adminpw"})
+    tls_conn = d.connect(sslmode="require")
+    plain_conn = d.connect(sslmode="disable")
+    try:
+        admin = psycopg2.connect(d.dsn(user="postgres", password="adminpw", dbname="pgbouncer",
+                                       sslmode="disable"))
+        admin.autocommit = True
+        cur = admin.cursor()
+        cur.execute("SHOW CLIENTS")
+        cols = [c.name for c in cur.description]
+        rows = [dict(zip(cols, r)) for r in cur.fetchall() if r[cols.index("user")] == APP_USER]
+        admin.close()
+        tls_values = sorted(r["tls"] or "" for r in rows)
+        assert len(tls_values) == 2, rows
+        assert tls_values[0] == "", tls_values  # the plaintext client
+        assert tls_values[1].startswith("TLSv1."), tls_values  # e.g. TLSv1.3/TLS_AES_256_GCM_SHA384/...
+    finally:
+        tls_conn.close()
+        plain_conn.close()
+
+
 def test_client_tls_prefer_allows_plaintext(tidepool, certs):
     d = tidepool(tls_settings(certs, "prefer"))
     with d.connect(sslmode="disable") as c:
