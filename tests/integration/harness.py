@@ -484,8 +484,20 @@ class Daemon:
         stop_pid(self.proc, sig, timeout)
 
     def cleanup(self):
+        """Stop the daemon and remove its files. Returns the sanitizer reports found in its
+        stderr (an ASan/UBSan build prints them there, LeakSanitizer at exit)."""
         self.stop()
+        reports = []
+        try:
+            text = self.log()
+        except OSError:
+            text = ""
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in text:
+                at = text.index(marker)
+                reports.append(text[max(0, at - 200):at + 3000])
         shutil.rmtree(self.dir, ignore_errors=True)
+        return reports
 
     def log(self):
         try:
