@@ -398,24 +398,20 @@ Pool *pool_get(Worker *w, Database *db, User *user)
 	return p;
 }
 
+/* A [users] value beats a [databases] value beats the global one; -1 means unset. */
+static int layered(int user_value, int db_value, int global_value)
+{
+	return user_value >= 0 ? user_value : db_value >= 0 ? db_value : global_value;
+}
+
 int pool_size_of(const Pool *p)
 {
-	const Config *cf = p->w->app->cf;
-	if (p->user->pool_size >= 0)
-		return p->user->pool_size;
-	if (p->db->pool_size >= 0)
-		return p->db->pool_size;
-	return cf->default_pool_size;
+	return layered(p->user->pool_size, p->db->pool_size, p->w->app->cf->default_pool_size);
 }
 
 int pool_reserve_of(const Pool *p)
 {
-	const Config *cf = p->w->app->cf;
-	if (p->user->reserve_pool_size >= 0)
-		return p->user->reserve_pool_size;
-	if (p->db->reserve_pool_size >= 0)
-		return p->db->reserve_pool_size;
-	return cf->reserve_pool_size;
+	return layered(p->user->reserve_pool_size, p->db->reserve_pool_size, p->w->app->cf->reserve_pool_size);
 }
 
 int pool_server_count(const Pool *p)

@@ -144,3 +144,17 @@ ProtoResult proto_parse_auth_request(const PktHdr *hdr, AuthRequest *ar)
 	ar->payload_len = proto_remaining(&r);
 	return PROTO_OK;
 }
+
+ProtoResult proto_parse_param_status(const PktHdr *hdr, const char **name, const char **value)
+{
+	PktReader r;
+	*name = *value = NULL;
+	proto_reader_init(&r, hdr);
+	if (r.err)
+		return PROTO_NEED_MORE;
+	*name = proto_get_string(&r);
+	*value = proto_get_string(&r);
+	if (!*name || !*value)
+		return PROTO_ERROR;
+	return PROTO_OK;
+}

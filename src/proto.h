@@ -75,4 +75,7 @@ typedef struct AuthRequest {
 
 ProtoResult proto_parse_auth_request(const PktHdr *hdr, AuthRequest *ar);
 
+/* A complete ParameterStatus ('S'): name and value point into the packet. */
+ProtoResult proto_parse_param_status(const PktHdr *hdr, const char **name, const char **value);
+
 #endif

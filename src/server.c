@@ -499,10 +499,8 @@ static bool handle_login_packet(Server *s, PktHdr *pkt)
 	case 'R':
 		return handle_auth(s, pkt);
 	case 'S': {
-		proto_reader_init(&r, pkt);
-		const char *name = proto_get_string(&r);
-		const char *value = proto_get_string(&r);
-		if (name && value)
+		const char *name, *value;
+		if (proto_parse_param_status(pkt, &name, &value) == PROTO_OK)
 			note_param(s, name, value);
 		return true;
 	}
@@ -605,13 +603,9 @@ static bool handle_internal_reply(Server *s, PktHdr *pkt)
 {
 	App *app = s->w->app;
 	sbuf_prepare_skip(&s->sb, pkt->len);
-	if (pkt->type == 'S' && pkt->avail == pkt->len) {
-		PktReader r;
-		proto_reader_init(&r, pkt);
-		const char *name = proto_get_string(&r);
-		const char *value = proto_get_string(&r);
-		if (name && value)
-			note_param(s, name, value);
+	const char *name, *value;
+	if (pkt->type == 'S' && proto_parse_param_status(pkt, &name, &value) == PROTO_OK) {
+		note_param(s, name, value);
 	} else if (pkt->type == 'E') {
 		ErrorFields ef;
 		proto_parse_error(pkt, &ef);
@@ -653,17 +647,13 @@ static bool handle_linked_packet(Server *s, PktHdr *pkt)
 		sbuf_prepare_skip(&s->sb, pkt->len);
 		return true;
 	}
-	if (pkt->type == 'S' && pkt->avail == pkt->len) {
-		PktReader r;
-		proto_reader_init(&r, pkt);
-		const char *name = proto_get_string(&r);
-		const char *value = proto_get_string(&r);
-		if (name && value) {
-			int vi = var_index(s->w, name);
-			if (vi >= 0) {
-				var_set(&s->vars, vi, value);
-				var_set(&c->vars, vi, value);
-			}
+	const char *name, *value;
+	if (pkt->type == 'S' && proto_parse_param_status(pkt, &name, &value) == PROTO_OK) {
+		/* The client changed it (SET): that is now the value it expects on every server. */
+		int vi = var_index(s->w, name);
+		if (vi >= 0) {
+			var_set(&s->vars, vi, value);
+			var_set(&c->vars, vi, value);
 		}
 	}
 	s->pool->db->stats.server_bytes += pkt->len;
@@ -674,17 +664,12 @@ static bool handle_linked_packet(Server *s, PktHdr *pkt)
 /* A server with no client: only asynchronous messages are expected. */
 static bool handle_idle_packet(Server *s, PktHdr *pkt)
 {
+	const char *name, *value;
 	sbuf_prepare_skip(&s->sb, pkt->len);
 	switch (pkt->type) {
 	case 'S':
-		if (pkt->avail == pkt->len) {
-			PktReader r;
-			proto_reader_init(&r, pkt);
-			const char *name = proto_get_string(&r);
-			const char *value = proto_get_string(&r);
-			if (name && value)
-				note_param(s, name, value);
-		}
+		if (proto_parse_param_status(pkt, &name, &value) == PROTO_OK)
+			note_param(s, name, value);
 		return true;
 	case 'N':
 	case 'A':

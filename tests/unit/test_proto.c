@@ -158,6 +158,25 @@ static void test_builder(void)
 	CHECK(pb.pos == 6 && pb.buf[0] == 'Z' && pb.buf[5] == 'T');
 }
 
+static void test_param_status(void)
+{
+	uint8_t mem[128];
+	PktBuf pb;
+	PktHdr h;
+	const char *name, *value;
+	pktbuf_init_fixed(&pb, mem, sizeof(mem));
+	pktbuf_write_param_status(&pb, "TimeZone", "UTC");
+	CHECK(proto_parse_header(pb.buf, pb.pos, false, 1000, &h) == PROTO_OK);
+	CHECK(proto_parse_param_status(&h, &name, &value) == PROTO_OK);
+	CHECK_STR(name, "TimeZone");
+	CHECK_STR(value, "UTC");
+	uint8_t novalue[] = {'S', 0, 0, 0, 7, 'a', 'b', 0};
+	CHECK(proto_parse_header(novalue, sizeof(novalue), false, 1000, &h) == PROTO_OK);
+	CHECK(proto_parse_param_status(&h, &name, &value) == PROTO_ERROR);
+	CHECK(proto_parse_header(mem, 6, false, 1000, &h) == PROTO_OK);
+	CHECK(proto_parse_param_status(&h, &name, &value) == PROTO_NEED_MORE);
+}
+
 /* Random bytes through every parser must never crash or read out of bounds (run under ASan). */
 static void test_random_bytes(void)
 {
@@ -175,6 +194,8 @@ static void test_random_bytes(void)
 			PktReader r;
 			proto_parse_error(&h, &ef);
 			proto_parse_auth_request(&h, &ar);
+			const char *n, *v;
+			proto_parse_param_status(&h, &n, &v);
 			proto_reader_init(&r, &h);
 			while (!r.err)
 				proto_get_string(&r);
@@ -190,6 +211,7 @@ int main(void)
 	test_error_parse();
 	test_auth_request();
 	test_builder();
+	test_param_status();
 	test_random_bytes();
 	UNIT_DONE();
 }
