@@ -98,6 +98,61 @@ docker-doc: $(BUILD)/tidepool-entrypoint
 
 -include $(wildcard $(BUILD)/entrypoint/*.d)
 
+# libFuzzer harnesses (tests/fuzz/): clang-14 with AddressSanitizer and UBSan; the daemon's
+# and the entrypoint's sources are rebuilt into build-fuzz/. `make fuzz` runs each harness
+# for FUZZ_SECONDS on its seed corpus after replaying the saved crash inputs
+# (tests/fuzz/regressions/); `make fuzz FUZZ_TARGETS="fuzz_proto fuzz_config"` runs some.
+FUZZ_CC ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build-fuzz
+FUZZ_CFLAGS := $(CSTD) -Wall -Wextra -Wno-unused-parameter -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=address,undefined -fno-sanitize-recover=all $(CFLAGS_PKG) -Isrc -Isrc/entrypoint -MMD -MP
+FUZZ_LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c)) \
+	$(filter-out src/entrypoint/main.c,$(wildcard src/entrypoint/*.c))
+FUZZ_LIB_OBJ := $(patsubst src/%.c,$(FUZZ_BUILD)/lib/%.o,$(FUZZ_LIB_SRC))
+FUZZ_SUPPORT_OBJ := $(FUZZ_BUILD)/support/netsim.o $(FUZZ_BUILD)/support/sandbox.o
+FUZZ_ALL := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_BIN := $(FUZZ_ALL:%=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/lib/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/support/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libtidepool-fuzz.a: $(FUZZ_LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BIN): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_SUPPORT_OBJ) $(FUZZ_BUILD)/libtidepool-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_SUPPORT_OBJ) \
+		$(FUZZ_BUILD)/libtidepool-fuzz.a $(LIBS_PKG) -ldl
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+# Replay the seed corpora and saved crash inputs once (seconds; no fuzzing).
+fuzz-regress: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run.sh --regress $(FUZZ_TARGETS)
+
+# Which lines of src/ the corpora reach (llvm-cov report; clang's source-based coverage).
+fuzz-coverage:
+	tests/fuzz/coverage.sh $(FUZZ_TARGETS)
+
+# One hour (SOAK_SECONDS) of mixed load with PostgreSQL restarts and RELOADs; not in CI.
+SOAK_SECONDS ?= 3600
+soak: all
+	TIDEPOOL_BIN=$(CURDIR)/$(BUILD)/tidepool SOAK_SECONDS=$(SOAK_SECONDS) $(PYTHON) tests/integration/soak.py
+
+.PHONY: fuzz fuzz-build fuzz-regress fuzz-coverage soak
+
+-include $(wildcard $(FUZZ_BUILD)/lib/*.d $(FUZZ_BUILD)/lib/entrypoint/*.d $(FUZZ_BUILD)/support/*.d $(FUZZ_BUILD)/*.d)
+
 # Benchmark (not a test): tidepool vs PgBouncer vs direct PostgreSQL, one Markdown table, also in
 # bench-results/latest.md. BENCH_QUICK=1 is the < 3 minute CI smoke mode. See scripts/bench/README.md.
 bench: all
@@ -105,3 +160,15 @@ bench: all
 
 .PHONY: bench
 
+# The user's scenario (tests/scenario/): Django + gunicorn + Locust at 50 and 100 users, direct
+# to PostgreSQL vs through tidepool (transaction pooling). `make scenario` runs the four runs
+# (~25 min) and writes tests/scenario/results/REPORT.md and chart.png; `make scenario-smoke` is
+# the CI version (one 30 s pooled run plus Django check/migrate through the pooler, ~1-2 min).
+# Needs: python3-django gunicorn python3-locust python3-psycopg2 python3-matplotlib postgresql.
+scenario: all
+	TIDEPOOL_BIN=$(CURDIR)/$(BUILD)/tidepool /usr/bin/python3 tests/scenario/scenario.py full $(SCENARIO_ARGS)
+
+scenario-smoke: all
+	TIDEPOOL_BIN=$(CURDIR)/$(BUILD)/tidepool /usr/bin/python3 tests/scenario/scenario.py smoke $(SCENARIO_ARGS)
+
+.PHONY: scenario scenario-smoke

@@ -64,7 +64,9 @@ int app_reload(App *app, char *err, size_t errlen)
 			log_msg(&app->log, LOG_LEVEL_WARNING, NULL,
 				"%s changed from \"%s\" to \"%s\"; it takes effect only after a restart", s->name,
 				a, b);
-			config_set(ncf, s->name, a, NULL, 0);
+			/* Keep the running value itself: SHOW CONFIG's text of some settings (the mode
+			 * in decimal, as PgBouncer prints it) is not how the file writes them. */
+			config_copy_value(ncf, app->cf, s);
 		}
 	}
 	if (!ncf->logfile || !app->log.file_path || strcmp(ncf->logfile, app->log.file_path) != 0 ||

@@ -453,6 +453,13 @@ static void note_request(Client *c, Server *s, uint8_t type)
 	s->ready = false;
 }
 
+/* Frontend message types of protocol v3 after login; anything else is refused rather than
+ * forwarded, where PostgreSQL would kill the pooled backend for it. */
+static bool frontend_type_ok(uint8_t t)
+{
+	return t && strchr("QFSHcfPECBDdXp", t) != NULL;
+}
+
 static bool handle_client_packet(Client *c, PktHdr *pkt)
 {
 	App *app = c->w->app;
@@ -461,6 +468,13 @@ static bool handle_client_packet(Client *c, PktHdr *pkt)
 	if (pkt->type == 'X') {
 		sbuf_prepare_skip(&c->sb, pkt->len);
 		client_close(c, "client close request");
+		return false;
+	}
+	if (!frontend_type_ok(pkt->type)) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "unknown packet type from client: 0x%02x", pkt->type);
+		sbuf_prepare_skip(&c->sb, pkt->len);
+		client_error_close(c, "08P01", msg);
 		return false;
 	}
 	if (c->state == CL_WAITING_LOGIN)

@@ -1170,3 +1170,26 @@ Config *config_load_string(const char *text, const char *path, ConfigWarnFn warn
 	free(copy);
 	return cf;
 }
+
+int config_copy_value(Config *dst, const Config *src, const Setting *s)
+{
+	char *d = (char *)dst + s->offset;
+	const char *from = (const char *)src + s->offset;
+	switch (s->type) {
+	case SETTING_STR: {
+		char *const *sv = (char *const *)(const void *)from;
+		char *copy = NULL;
+		if (*sv && !(copy = strdup(*sv)))
+			return -1;
+		free(*(char **)(void *)d);
+		*(char **)(void *)d = copy;
+		return 0;
+	}
+	case SETTING_USEC:
+		memcpy(d, from, sizeof(usec_t));
+		return 0;
+	default:
+		memcpy(d, from, sizeof(int));
+		return 0;
+	}
+}

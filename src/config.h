@@ -248,6 +248,9 @@ Config *config_load_string(const char *text, const char *path, ConfigWarnFn warn
 /* Set one [pgbouncer] key from its text form, validating it. Returns 0 or -1 with err. */
 int config_set(Config *cf, const char *key, const char *value, char *err, size_t errlen);
 
+/* Copy one setting's value from src to dst (strings duplicated). Returns 0, -1 on OOM. */
+int config_copy_value(Config *dst, const Config *src, const Setting *s);
+
 /* Format a setting's current value the way SHOW CONFIG prints it. Returns buf. */
 const char *config_format_value(const Config *cf, const Setting *s, char *buf, size_t buflen);
 
