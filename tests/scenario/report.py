@@ -15,6 +15,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUN_ORDER = ["direct-50u", "pooled-50u", "direct-100u", "pooled-100u"]
+LABELS = {"direct-50u": "direct, 50 users", "pooled-50u": "pooled, 50 users", "direct-100u": "direct, 100 users",
+          "pooled-100u": "pooled, 100 users"}
 CONN_KINDS = ("db-connect", "db-conn-lost")
 
 # What the seed documents promise (PGBOUNCER_SETUP_COMPLETE.md, pgbouncer_setup_windows.md).
@@ -208,50 +210,67 @@ def verdict(ok):
     return "yes" if ok else "**no**"
 
 
-def seed_comparison(runs):
-    """Rows: run | metric | the seed says | we measured | agrees."""
-    rows = []
-
-    def add(run, metric, seed, ours, ok):
-        if run in runs:
-            rows.append(f"| {runs[run]['label']} | {metric} | {seed} | {ours} | {verdict(ok) if ok is not None else '–'} |")
-
-    d50, p50, d100, p100 = (runs.get(k) for k in RUN_ORDER)
+def seed_checks():
+    """(run, metric, what the seed expects, value(s, runs), agrees(s, runs) or None)."""
     near = lambda a, b, tol: a is not None and b is not None and abs(a - b) <= tol * b  # noqa: E731
-    if d50:
-        add("direct-50u", "success rate", "98.58 %", fmt(d50["success"], " %", 2), near(d50["success"], 98.58, 0.005))
-        add("direct-50u", "median", "180 ms", fmt(d50["median"], " ms"), near(d50["median"], 180, 0.5))
-    if p50:
-        add("pooled-50u", "success rate", "> 99 %", fmt(p50["success"], " %", 2), (p50["success"] or 0) > 99)
-        add("pooled-50u", "connection errors", "0", fmt(p50["conn_errors"]), p50["conn_errors"] == 0)
-        add("pooled-50u", "median", "~180 ms (no regression from direct)",
-            f"{fmt(p50['median'], ' ms')} (direct: {fmt(d50['median'], ' ms') if d50 else 'n/a'})",
-            None if not d50 else (p50["median"] or 0) <= 1.2 * (d50["median"] or 0))
-    if d100:
-        add("direct-100u", "success rate", "91.72 %", fmt(d100["success"], " %", 2), near(d100["success"], 91.72, 0.02))
-        add("direct-100u", "failures", "373", fmt(d100["failures"]), None)
-        add("direct-100u", "connection errors", "high (connections exhausted)", fmt(d100["conn_errors"]),
-            d100["conn_errors"] > 0)
-        add("direct-100u", "median", "1,200 ms", fmt(d100["median"], " ms"), near(d100["median"], 1200, 0.5))
-        add("direct-100u", "requests/s", "15.06", fmt(d100["rps"], "", 1), near(d100["rps"], 15.06, 0.25))
-    if p100:
-        add("pooled-100u", "success rate", "> 95 % (> 97 % in the Windows guide)", fmt(p100["success"], " %", 2),
-            (p100["success"] or 0) > 95)
-        add("pooled-100u", "failures", "< 200", fmt(p100["failures"]), p100["failures"] < 200)
-        add("pooled-100u", "connection errors", "0", fmt(p100["conn_errors"]), p100["conn_errors"] == 0)
-        add("pooled-100u", "median", "< 600 ms (< 400 ms in the Windows guide)", fmt(p100["median"], " ms"),
-            (p100["median"] or 1e9) < 600)
-        if d100:
-            ratio = (p100["rps"] or 0) / d100["rps"] if d100["rps"] else None
-            add("pooled-100u", "requests/s", "18-20 (+20 % over direct)",
-                f"{fmt(p100['rps'], '', 1)} ({fmt(100 * (ratio - 1) if ratio else None, ' %', 0)} vs direct)",
-                ratio is not None and ratio >= 1.2)
-        add("pooled-100u", "server connections", "~25 (24 active + 1 idle); 25-30", fmt(p100["peak_pg"]),
-            p100["peak_pg"] is not None and p100["peak_pg"] <= 30)
-        add("pooled-100u", "`cl_active`", "~95", fmt(p100["peak_cl_active"]),
-            None if p100["peak_cl_active"] is None else near(p100["peak_cl_active"], 95, 0.2))
-    head = "| Run | Metric | The seed expects | We measured | Agrees |\n|---|---|---|---|---|"
-    return head + "\n" + "\n".join(rows)
+
+    def vs_direct(s, runs):
+        d = runs.get("direct-100u")
+        return (s["rps"] or 0) / d["rps"] if d and d["rps"] else None
+
+    return [
+        ("direct-50u", "success rate", "98.58 %", lambda s, r: fmt(s["success"], " %", 2),
+         lambda s, r: near(s["success"], 98.58, 0.005)),
+        ("direct-50u", "median", "180 ms", lambda s, r: fmt(s["median"], " ms"), lambda s, r: near(s["median"], 180, 0.5)),
+        ("pooled-50u", "success rate", "> 99 %", lambda s, r: fmt(s["success"], " %", 2),
+         lambda s, r: (s["success"] or 0) > 99),
+        ("pooled-50u", "connection errors", "0", lambda s, r: fmt(s["conn_errors"]), lambda s, r: s["conn_errors"] == 0),
+        ("pooled-50u", "median", "~180 ms, no regression from direct",
+         lambda s, r: f"{fmt(s['median'], ' ms')} (direct {fmt(r['direct-50u']['median'], ' ms') if 'direct-50u' in r else 'n/a'})",
+         lambda s, r: None if "direct-50u" not in r else (s["median"] or 0) <= 1.2 * (r["direct-50u"]["median"] or 0)),
+        ("direct-100u", "success rate", "91.72 %", lambda s, r: fmt(s["success"], " %", 2),
+         lambda s, r: near(s["success"], 91.72, 0.02)),
+        ("direct-100u", "failures", "373", lambda s, r: fmt(s["failures"]), lambda s, r: near(s["failures"], 373, 0.5)),
+        ("direct-100u", "connection errors", "high: connections exhausted",
+         lambda s, r: f"{fmt(s['conn_errors'])} (peak {fmt(s['peak_pg'])} connections)", lambda s, r: s["conn_errors"] > 0),
+        ("direct-100u", "median", "1,200 ms", lambda s, r: fmt(s["median"], " ms"), lambda s, r: near(s["median"], 1200, 0.5)),
+        ("direct-100u", "requests/s", "15.06", lambda s, r: fmt(s["rps"], "", 1), lambda s, r: near(s["rps"], 15.06, 0.25)),
+        ("pooled-100u", "success rate", "> 95 % (> 97 % in the Windows guide)", lambda s, r: fmt(s["success"], " %", 2),
+         lambda s, r: (s["success"] or 0) > 95),
+        ("pooled-100u", "failures", "< 200", lambda s, r: fmt(s["failures"]), lambda s, r: s["failures"] < 200),
+        ("pooled-100u", "connection errors", "0", lambda s, r: fmt(s["conn_errors"]), lambda s, r: s["conn_errors"] == 0),
+        ("pooled-100u", "median", "< 600 ms (< 400 ms in the Windows guide)", lambda s, r: fmt(s["median"], " ms"),
+         lambda s, r: (s["median"] or 1e9) < 600),
+        ("pooled-100u", "requests/s", "18-20, +20 % over direct",
+         lambda s, r: f"{fmt(s['rps'], '', 1)} ({fmt(100 * (vs_direct(s, r) - 1) if vs_direct(s, r) else None, ' %', 0)} vs direct)",
+         lambda s, r: None if vs_direct(s, r) is None else vs_direct(s, r) >= 1.2),
+        ("pooled-100u", "server connections", "~25 (24 active + 1 idle); 25-30", lambda s, r: fmt(s["peak_pg"]),
+         lambda s, r: s["peak_pg"] is not None and s["peak_pg"] <= 30),
+        ("pooled-100u", "`cl_active`", "~95", lambda s, r: fmt(s["peak_cl_active"]),
+         lambda s, r: None if s["peak_cl_active"] is None else near(s["peak_cl_active"], 95, 0.2)),
+    ]
+
+
+def seed_comparison(runs, prev=None):
+    """Rows: run | metric | the seed expects | this run | (previous run) | agrees."""
+    head = "| Run | Metric | The seed expects | This run |" + (" Previous run |" if prev else "") + (" Agrees (this / previous) |" if prev else " Agrees |")
+    head += "\n|---|---|---|---|" + ("---|" if prev else "") + "---|"
+    rows = [head]
+    for run, metric, seed, value, ok in seed_checks():
+        if run not in runs:
+            continue
+        s = runs[run]
+        cells = [LABELS.get(run, run), metric, seed, value(s, runs)]
+        verdicts = [ok(s, runs)]
+        if prev:
+            if run in prev:
+                cells.append(value(prev[run], prev))
+                verdicts.append(ok(prev[run], prev))
+            else:
+                cells.append("n/a")
+        v = " / ".join("–" if x is None else ("yes" if x else "**no**") for x in verdicts)
+        rows.append("| " + " | ".join(cells) + f" | {v} |")
+    return "\n".join(rows)
 
 
 def endpoint_table(s):
@@ -366,7 +385,7 @@ def acceptance(runs, cfg):
     return problems
 
 
-def write_report(out, cfg, runs):
+def write_report(out, cfg, runs, prev=None, prev_cfg=None):
     env = cfg.get("env", {})
     pre = cfg.get("preflight", {})
     dur = cfg.get("duration_s")
@@ -402,6 +421,13 @@ def write_report(out, cfg, runs):
              "work, and come from a starved gunicorn. Server connections are the app's client backends in `pg_stat_activity`, sampled "
              f"every {cfg.get('sample_interval', 0.5)} s; `cl_active`/`cl_waiting` come from `SHOW POOLS` on "
              "tidepool's admin console, sampled at the same time.\n")
+    if prev:
+        pe = (prev_cfg or {}).get("env", {})
+        L.append(f"### The run before this one (same code and settings, {pe.get('date', '?')}, git `{pe.get('git', '?')}`)\n")
+        L.append("`make scenario` keeps the previous complete run in `previous/`, so that two runs show the spread "
+                 "on this shared machine.\n")
+        L.append(results_table(prev, prev_cfg or cfg).split("\n\nLimits:")[0] + "\n")
+        L.append("![The previous run](previous/chart.png)\n")
     # failure details
     L.append("### Failures, by message\n")
     any_fail = False
@@ -420,7 +446,7 @@ def write_report(out, cfg, runs):
              "ours, so absolute times and rates are not expected to match; what should carry over is the shape: "
              "connection errors without a pooler at 100 users, none with it, and a small fixed number of "
              "server connections.\n")
-    L.append(seed_comparison(runs) + "\n")
+    L.append(seed_comparison(runs, prev) + "\n")
     # the checklist
     L.append("## The seed's checklist, through tidepool in transaction mode\n")
     L.append("| Step | Result |\n|---|---|")
@@ -499,6 +525,16 @@ def write_report(out, cfg, runs):
     return problems
 
 
+def load_runs(d):
+    try:
+        with open(os.path.join(d, "scenario.json")) as f:
+            cfg = json.load(f)
+    except OSError:
+        return {}, None
+    runs = {k: summarize(os.path.join(d, "runs", k), cfg) for k in RUN_ORDER if os.path.isdir(os.path.join(d, "runs", k))}
+    return runs, cfg
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     out = argv[0] if argv else os.path.join(HERE, "results")
@@ -512,8 +548,13 @@ def main(argv=None):
     if not runs:
         print(f"no runs under {out}/runs", file=sys.stderr)
         return 1
-    problems = write_report(out, cfg, runs)
+    prev, prev_cfg = load_runs(os.path.join(out, "previous"))
+    for r in (prev or {}).values():
+        r["label"] = LABELS.get(r["name"], r["name"])
+    problems = write_report(out, cfg, runs, prev or None, prev_cfg)
     chart(runs, cfg, os.path.join(out, "chart.png"))
+    if prev:
+        chart(prev, prev_cfg, os.path.join(out, "previous", "chart.png"))
     for k in RUN_ORDER:
         if k in runs:
             s = runs[k]

@@ -923,6 +923,14 @@ def full(base, pg, a):
     if a.runs:
         want = set(a.runs.split(","))
         runs = [r for r in runs if f"{r[0]}-{r[1]}" in want]
+    # keep the last complete run as previous/, so the report can show the spread between two runs
+    if not a.runs and os.path.exists(os.path.join(out, "scenario.json")) and \
+            all(os.path.isdir(os.path.join(out, "runs", f"{m}-{u}u")) for m, u in runs):
+        prev = os.path.join(out, "previous")
+        shutil.rmtree(prev, ignore_errors=True)
+        os.makedirs(prev)
+        for n in ("scenario.json", "runs"):
+            shutil.move(os.path.join(out, n), os.path.join(prev, n))
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
     pre = preflight(base, pg, accounts=100)
     if not pre["ok"]:
@@ -971,8 +979,8 @@ def smoke(base, pg, a):
         checks.append(("pooler still running after the run, no ERROR/FATAL in its log "
                        f"({meta.get('pooler_log_error_count')})",
                        meta.get("pooler_alive_after") and meta.get("pooler_log_error_count", 1) == 0))
-        log(f"smoke run: {s['requests']} requests, {s['failures']} failures, median {s['median']} ms, "
-            f"p95 {s['p95']} ms, {s['rps']} req/s, peak server conns {s['peak_pg']}, "
+        log(f"smoke run: {s['requests']} requests, {s['failures']} failures, median {report.fmt(s['median'])} ms, "
+            f"p95 {report.fmt(s['p95'])} ms, {report.fmt(s['rps'], '', 1)} req/s, peak server conns {s['peak_pg']}, "
             f"peak cl_active {s['peak_cl_active']}, console: {'yes' if s['console'] else 'no'}")
         if meta.get("pooler_log_errors"):
             log("pooler log errors: " + " | ".join(meta["pooler_log_errors"][:5]))
