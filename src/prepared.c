@@ -147,14 +147,19 @@ static bool client_put(Client *c, const char *name, PreparedStatement *ps)
 		if (!m->buckets)
 			return false;
 	}
+	/* Take the new reference before the old entry drops its own: a client that parses the
+	 * same statement under the same name again would otherwise free it here (found by
+	 * fuzz_client). */
+	ps_ref(ps);
 	client_del(c, name);
 	size_t n = strlen(name);
 	ClientPsEntry *e = malloc(sizeof(*e) + n + 1);
-	if (!e)
+	if (!e) {
+		ps_unref(c->w, ps);
 		return false;
+	}
 	memcpy(e->name, name, n + 1);
 	e->ps = ps;
-	ps_ref(ps);
 	uint32_t b = name_bucket(m, name);
 	e->next = m->buckets[b];
 	m->buckets[b] = e;
