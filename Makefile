@@ -162,7 +162,7 @@ bench: all
 
 # The user's scenario (tests/scenario/): Django + gunicorn + Locust at 50 and 100 users, direct
 # to PostgreSQL vs through tidepool (transaction pooling). `make scenario` runs the four runs
-# (~25 min) and writes tests/scenario/results/REPORT.md and chart.png; `make scenario-smoke` is
+# (25-45 min) and writes tests/scenario/results/REPORT.md and chart.png; `make scenario-smoke` is
 # the CI version (one 30 s pooled run plus Django check/migrate through the pooler, ~1-2 min).
 # Needs: python3-django gunicorn python3-locust python3-psycopg2 python3-matplotlib postgresql.
 scenario: all

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "fuzz_common.h"
+#include "tls.h"
 
 #define FUZZ_INC_DIR "/tmp/tidepool-fuzz-inc"
 
@@ -126,6 +127,16 @@ static void exercise(Config *cf)
 	}
 	(void)config_pool_mode_name(cf->pool_mode);
 	(void)config_auth_type_name(cf->auth_type);
+	/* the TLS settings' own little languages (tls_configure parses them at start and RELOAD) */
+	int lo = 0, hi = 0;
+	if (cf->client_tls_protocols && tls_parse_protocols(cf->client_tls_protocols, &lo, &hi) == 0)
+		FUZZ_CHECK(lo <= hi || hi == 0);
+	if (cf->server_tls_protocols)
+		(void)tls_parse_protocols(cf->server_tls_protocols, &lo, &hi);
+	if (cf->client_tls_sslmode)
+		(void)tls_mode_from_name(cf->client_tls_sslmode);
+	if (cf->server_tls_sslmode)
+		(void)tls_mode_from_name(cf->server_tls_sslmode);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

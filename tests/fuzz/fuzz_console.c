@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ns_pump(48);
 	ns_client_answer_auth(app, "apppass");
 	ns_pump(48);
-	ns_client_query(app, (flags & 2) ? "BEGIN" : "SELECT 1");
+	ns_client_query_marked(app, (flags & 2) ? "BEGIN" : "SELECT 1");
 	ns_pump(48);
 
 	static const char *const users[] = {"pgbouncer", "statsuser", "app", "md5user"};
@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ns_client_query(con, line);
 			ns_pump(64);
 			if (flags & 4) {
-				ns_client_query(app, "SELECT 2");
+				ns_client_query_marked(app, "SELECT 2");
 				ns_pump(48);
 			}
 		}

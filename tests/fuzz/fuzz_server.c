@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ns_pump(48);
 	ns_client_answer_auth(c, "apppass");
 	ns_pump(48);
-	ns_client_query(c, "SELECT 1");
+	ns_client_query_marked(c, "SELECT 1");
 	ns_pump(48);
 	ns_run_ops(data + NS_VARIANT_BYTES, size - NS_VARIANT_BYTES, NS_DEFAULT_SERVER);
 	ns_end();

@@ -268,6 +268,10 @@ def seeds_client():
     out(h, "len3_then_query", V() + login_app() + CDATA(b"Q" + be32(3) + query("SELECT 1")))
     out(h, "len4_then_query", V() + login_app() + CDATA(b"Q" + be32(4) + query("SELECT 1")))
     out(h, "huge_len_after_login", V() + login_app() + CDATA(b"Q" + be32(0x80000000)))
+    # prepared.c client_put(): re-Parse of a name with the same text when only the client's map
+    # holds the statement (the server's copy was reset away): freed, then referenced
+    regression(h, "prepared_reparse_use_after_free", V(reset_always=True) + login_app() + EXT(1) + EXT(1) + EXT(1)
+               + EXT(6))
     # client.c forwards message types PostgreSQL does not know (PgBouncer: "unknown pkt")
     regression(h, "unknown_type_forwarded", V() + login_app() + CDATA(msg(b"?", b"hello")) + QUERY("select"))
     out(h, "password_before_request", V("trust") + NEWCLI() + CDATA(msg(b"p", b"x\0")))

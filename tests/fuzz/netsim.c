@@ -43,6 +43,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include "admin.h"
@@ -78,6 +79,7 @@ typedef struct NsConn {
 	bool expect_ssl_byte;
 	ScramClient *scram; /* a SCRAM exchange the harness runs as the client */
 	bool auth_pending;  /* an authentication request not answered yet */
+	int slot;           /* index in ns.cli: the owner mark in its queries */
 	/* server side (fake PostgreSQL) */
 	bool startup_done;
 	bool auth_wait;
@@ -117,6 +119,7 @@ static struct {
 	int fds_at_begin;
 	long inputs;
 	int debug;
+	char mark[24]; /* "tpmk<random>c": queries end in " -- <mark><slot>", echoed by the server */
 } ns;
 
 /* ------------------------------------------------------------------ helpers */
@@ -314,6 +317,23 @@ static void client_parse(NsConn *c)
 				memcpy(c->salt, c->rx + 9, 4);
 			if (c->auth_code == 11 || c->auth_code == 12)
 				client_scram_step(c, c->auth_code, c->rx + 9, len - 8);
+		} else if (t == 'D' && ns.mark[0]) {
+			/* a row echoing some client's query: it must be this client's */
+			size_t ml = strlen(ns.mark);
+			const uint8_t *body = c->rx + 5, *end = c->rx + 1 + len;
+			for (const uint8_t *p = body; p + ml < end; p++) {
+				if (*p != ns.mark[0] || memcmp(p, ns.mark, ml) != 0)
+					continue;
+				int owner = p[ml] - '0';
+				if (owner != c->slot) {
+					fprintf(stderr, "netsim: client %d received a row of client %d's query\n", c->slot,
+						owner);
+					FUZZ_CHECK(owner == c->slot);
+				}
+				if (ns.debug >= 3)
+					fprintf(stderr, "netsim: client %d got a row of its own query\n", c->slot);
+				break;
+			}
 		} else if (t == 'K' && len >= 12) {
 			c->key_pid = get32(c->rx + 5);
 			c->key_key = get32(c->rx + 9);
@@ -344,6 +364,7 @@ int ns_client_new(bool is_unix)
 	c->used = true;
 	c->fd = sv[0];
 	c->drain = true;
+	c->slot = slot;
 	struct sockaddr_in sin;
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
@@ -436,6 +457,21 @@ void ns_client_query(int ci, const char *sql)
 	if (ci < 0 || ci >= NS_MAX_CLI || !ns.cli[ci].used)
 		return;
 	send_typed(&ns.cli[ci], 'Q', sql, strlen(sql) + 1);
+}
+
+/* A query that carries its client's mark: the fake server echoes the query text in its row, so
+ * a row reaching another client shows up in client_parse(). */
+void ns_client_query_marked(int ci, const char *sql)
+{
+	char q[600];
+	if (ci < 0 || ci >= NS_MAX_CLI || !ns.cli[ci].used)
+		return;
+	if (!*sql) {
+		ns_client_query(ci, sql);
+		return;
+	}
+	snprintf(q, sizeof(q), "%s -- %s%d", sql, ns.mark, ci);
+	send_typed(&ns.cli[ci], 'Q', q, strlen(q) + 1);
 }
 
 static const char *password_of(const char *user)
@@ -686,7 +722,7 @@ static void srv_query(NsConn *s, const char *q, size_t qlen)
 		srv_complete(s, "SELECT 1");
 	} else {
 		/* echo the query: a client that gets another client's text would notice */
-		srv_row(s, q, qlen > 256 ? 256 : qlen);
+		srv_row(s, q, qlen > 600 ? 600 : qlen);
 		srv_complete(s, "SELECT 1");
 	}
 	srv_ready(s);
@@ -1069,11 +1105,25 @@ static void make_cert(void)
 	EVP_PKEY_free(key);
 }
 
+/* The temp dir goes away with the process (a crash leaves it for the reproduction). */
+static void remove_dir(void)
+{
+	const char *names[] = {"pgbouncer.ini", "userlist.txt", "hba.conf", "resolv.conf", "server.crt", "server.key",
+			       ".s.PGSQL.5432"};
+	char path[256];
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", ns.dir, names[i]);
+		unlink(path);
+	}
+	rmdir(ns.dir);
+}
+
 void ns_global_init(void)
 {
 	if (ns.inited)
 		return;
 	ns.inited = true;
+	atexit(remove_dir);
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(ns.dir, sizeof(ns.dir), "/tmp/tidepool-fuzz-net-%d", (int)getpid());
 	mkdir(ns.dir, 0700);
@@ -1083,6 +1133,13 @@ void ns_global_init(void)
 	snprintf(ns.hba_path, sizeof(ns.hba_path), "%s/hba.conf", ns.dir);
 	snprintf(ns.resolv_path, sizeof(ns.resolv_path), "%s/resolv.conf", ns.dir);
 	write_text(ns.resolv_path, "# no nameservers\n");
+	{
+		unsigned char rnd[6];
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			memset(rnd, 0x5a, sizeof(rnd));
+		snprintf(ns.mark, sizeof(ns.mark), "tpmk%02x%02x%02x%02x%02x%02xc", rnd[0], rnd[1], rnd[2], rnd[3],
+			 rnd[4], rnd[5]);
+	}
 	snprintf(ns.cert_path, sizeof(ns.cert_path), "%s/server.crt", ns.dir);
 	snprintf(ns.key_path, sizeof(ns.key_path), "%s/server.key", ns.dir);
 	make_cert();
@@ -1575,7 +1632,7 @@ void ns_run_ops(const uint8_t *data, size_t size, NsDefault dflt)
 		case 5:
 			b = cur_byte(&c);
 			if ((cl = cur_client()))
-				ns_client_query(ns.cur_cli, queries[b & 15]);
+				ns_client_query_marked(ns.cur_cli, queries[b & 15]);
 			break;
 		case 6:
 			b = cur_byte(&c);

@@ -46,6 +46,8 @@ void ns_run_ops(const uint8_t *data, size_t size, NsDefault dflt);
 int ns_client_new(bool is_unix);
 void ns_client_login(int ci, const char *user, const char *db, const char *const *params);
 void ns_client_query(int ci, const char *sql);
+/* ... ending in a comment that marks the client: a row echoing it at another client is a finding. */
+void ns_client_query_marked(int ci, const char *sql);
 void ns_client_answer_auth(int ci, const char *password);
 void ns_client_write(int ci, const void *data, size_t len);
 void ns_server_write(int si, const void *data, size_t len);

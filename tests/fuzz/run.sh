@@ -99,7 +99,7 @@ for h in "${harnesses[@]}"; do
 			(
 				TIMEFORMAT='%U %S'
 				# shellcheck disable=SC2086
-				{ time "$bin" "$work" "$seeds" "${dictarg[@]}" -max_total_time="$FUZZ_SECONDS" -timeout=25 \
+				{ time "$bin" "$work" "$seeds" "${dictarg[@]}" -max_total_time="$FUZZ_SECONDS" -timeout=120 \
 					-rss_limit_mb=4096 -max_len=16384 -print_final_stats=1 -artifact_prefix="$art/" \
 					$FUZZ_ARGS >"$logs/$h.fuzz.$j.log" 2>&1; } 2>"$logs/$h.fuzz.$j.cpu"
 			) &
@@ -109,20 +109,20 @@ for h in "${harnesses[@]}"; do
 			if ! wait "${pids[$j]}"; then
 				status=FAILED
 				log="$logs/$h.fuzz.$((j + 1)).log"
-				crash=$(grep -o "Test unit written to .*" "$log" | tail -1 | sed 's/Test unit written to //')
-				why=$(grep -m1 -E "ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|FUZZ_CHECK failed|netsim:" "$log")
+				crash=$(grep -a -o "Test unit written to .*" "$log" | tail -1 | sed 's/Test unit written to //')
+				why=$(grep -a -m1 -E "ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|FUZZ_CHECK failed|netsim:" "$log")
 				detail+=" ${why:-fuzzer exited non-zero} -> ${crash:-see $log} (reproduce: $bin ${crash:-});"
 			fi
 		done
 		secs=$(($(date +%s) - t0))
 		cpu=0
 		for j in $(seq 1 "$FUZZ_JOBS"); do
-			n=$(grep -m1 "stat::number_of_executed_units" "$logs/$h.fuzz.$j.log" | awk '{print $2}')
+			n=$(grep -a -m1 "stat::number_of_executed_units" "$logs/$h.fuzz.$j.log" | awk '{print $2}')
 			runs=$((runs + ${n:-0}))
 			c=$(tail -1 "$logs/$h.fuzz.$j.cpu" 2>/dev/null | awk '{printf "%.1f", $1 + $2}')
 			cpu=$(awk -v a="$cpu" -v b="${c:-0}" 'BEGIN { printf "%.1f", a + b }')
 		done
-		cov=$(grep -E "^#[0-9]+.*(DONE|cov:)" "$logs/$h.fuzz.1.log" | tail -1 | grep -o "cov: [0-9]*" || true)
+		cov=$(grep -a -E "^#[0-9]+.*(DONE|cov:)" "$logs/$h.fuzz.1.log" | tail -1 | grep -o "cov: [0-9]*" || true)
 		corpus=$(find "$work" -type f | wc -l)
 		detail=" $runs runs in ${secs}s x $FUZZ_JOBS job(s) (${cpu} CPU-s), $cov, corpus $corpus;$detail"
 	fi

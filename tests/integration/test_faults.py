@@ -728,3 +728,68 @@ def test_unknown_message_type_is_refused_by_the_pooler(tidepool, pg):
     assert "server conn crashed?" not in d.log(), d.log()[-2000:]
     assert "invalid frontend message type" not in pg.server_log()[-20000:]
     assert_serving(d)
+
+
+def _ext(t, body=b""):
+    return t + fh.be32(len(body) + 4) + body
+
+
+def _until_ready(c):
+    seen = []
+    while True:
+        t, body = c.read_msg()
+        seen.append(t.decode("latin1"))
+        if t == b"Z":
+            return seen
+
+
+@pytest.mark.parametrize("how", ["reset_query_always", "server_lifetime"])
+def test_reparse_of_a_prepared_statement_after_its_server_went(tidepool, how):
+    """A client Parses the named statement s1, its server forgets it (DISCARD ALL as the reset
+    query, or the server connection reaches server_lifetime), and the client sends the same
+    Parse again. prepared.c client_put() dropped the client's old reference first, freeing the
+    statement when nobody else held it, then referenced it again: use after free, and a double
+    free ("free(): double free detected in tcache 2", SIGABRT) that took every client down."""
+    settings = {"pool_mode": "transaction", "max_prepared_statements": "100"}
+    if how == "reset_query_always":
+        settings.update({"server_reset_query": "DISCARD ALL", "server_reset_query_always": "1"})
+    else:
+        settings.update({"server_lifetime": "1", "server_idle_timeout": "1"})
+    d = tidepool(settings)
+    other = raw_logged_in(d)
+    c = raw_logged_in(d)
+    parse = _ext(b"P", b"s1\0SELECT 41 + $1::int\0\0\0")
+    got = []
+    try:
+        for _ in range(3):
+            c.sock.sendall(parse + _ext(b"S"))
+            got.append(_until_ready(c))
+            if how == "server_lifetime":
+                time.sleep(1.6)  # the idle server is closed, and its statements with it
+        # the statement still works...
+        c.sock.sendall(_ext(b"B", b"\0s1\0\0\0\0\x01\0\0\0\x011\0\0") + _ext(b"E", b"\0\0\0\0\0") + _ext(b"S"))
+        rows = []
+        while True:
+            t, body = c.read_msg()
+            if t == b"D":
+                rows.append(body[6:].decode())
+            if t == b"E":
+                rows.append(fh.error_fields(body).get("M"))
+            if t == b"Z":
+                break
+        # ...and closing it is clean
+        c.sock.sendall(_ext(b"C", b"Ss1\0") + _ext(b"S"))
+        _until_ready(c)
+        c.close()
+    except (ConnectionError, OSError) as e:
+        rows = [f"connection lost: {e}"]
+    time.sleep(0.3)
+    alive = d.alive()
+    report(f"client re-Parses a named statement after its server forgot it ({how})",
+           f"replies {got}, then {rows}; tidepool {'running' if alive else 'died (%s)' % d.proc.returncode}")
+    assert alive, f"tidepool died:\n{d.log()[-3000:]}"
+    assert rows == ["42"], rows
+    o = token()
+    assert other.query(f"SELECT '{o}'")[0] == [[o]]  # the other client never noticed
+    other.close()
+    assert_serving(d)
