@@ -62,18 +62,17 @@ int app_reload(App *app, char *err, size_t errlen)
 		config_format_value(ncf, s, b, sizeof(b));
 		if (strcmp(a, b) != 0) {
 			log_msg(&app->log, LOG_LEVEL_WARNING, NULL,
-				"%s changed from \"%s\" to \"%s\"; it takes effect only after a restart", s->name,
-				a, b);
+			        "%s changed from \"%s\" to \"%s\"; it takes effect only after a restart",
+			        s->name, a, b);
 			/* Keep the running value itself: SHOW CONFIG's text of some settings (the mode
 			 * in decimal, as PgBouncer prints it) is not how the file writes them. */
 			config_copy_value(ncf, app->cf, s);
 		}
 	}
-	if (!ncf->logfile || !app->log.file_path || strcmp(ncf->logfile, app->log.file_path) != 0 ||
-	    true) {
+	if (!ncf->logfile || !app->log.file_path || strcmp(ncf->logfile, app->log.file_path) != 0 || true) {
 		if (log_open_file(&app->log, ncf->logfile) < 0)
-			log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "cannot open logfile %s: %s", ncf->logfile,
-				strerror(errno));
+			log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "cannot open logfile %s: %s",
+			        ncf->logfile, strerror(errno));
 	}
 	app->log.verbose = ncf->verbose > app->log.verbose ? ncf->verbose : app->log.verbose;
 	Config *old = app->cf;
@@ -91,8 +90,7 @@ static int count_linked_servers(Worker *w)
 {
 	int n = 0;
 	List *item;
-	LIST_FOREACH(item, &w->pools)
-	{
+	LIST_FOREACH (item, &w->pools) {
 		Pool *p = LIST_CONTAINER(item, Pool, head);
 		n += list_count(&p->active_servers);
 	}
@@ -102,28 +100,26 @@ static int count_linked_servers(Worker *w)
 void app_reconnect_all_servers(Worker *w)
 {
 	List *pi, *si;
-	LIST_FOREACH(pi, &w->pools)
-	{
+	LIST_FOREACH (pi, &w->pools) {
 		Pool *p = LIST_CONTAINER(pi, Pool, head);
 		List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->new_servers,
-				 &p->active_servers};
+		                 &p->active_servers};
 		for (size_t i = 0; i < 5; i++)
-			LIST_FOREACH(si, lists[i])
-		LIST_CONTAINER(si, Server, head)->close_needed = true;
+			LIST_FOREACH (si, lists[i])
+				LIST_CONTAINER(si, Server, head)->close_needed = true;
 	}
 }
 
 void app_close_all_servers(Worker *w, const char *reason)
 {
 	List *pi, *si, *tmp;
-	LIST_FOREACH(pi, &w->pools)
-	{
+	LIST_FOREACH (pi, &w->pools) {
 		Pool *p = LIST_CONTAINER(pi, Pool, head);
 		List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->new_servers,
-				 &p->active_servers};
+		                 &p->active_servers};
 		for (size_t i = 0; i < 5; i++)
-			LIST_FOREACH_SAFE(si, tmp, lists[i])
-		server_close(LIST_CONTAINER(si, Server, head), reason);
+			LIST_FOREACH_SAFE (si, tmp, lists[i])
+				server_close(LIST_CONTAINER(si, Server, head), reason);
 	}
 }
 
@@ -149,11 +145,10 @@ static void start_shutdown(App *app, ShutdownMode mode)
 	if (mode == SHUTDOWN_WAIT_FOR_SERVERS) {
 		/* Idle servers go now; active ones when their transaction ends. */
 		List *pi, *si, *tmp;
-		LIST_FOREACH(pi, &app->worker.pools)
-		{
+		LIST_FOREACH (pi, &app->worker.pools) {
 			Pool *p = LIST_CONTAINER(pi, Pool, head);
-			LIST_FOREACH_SAFE(si, tmp, &p->idle_servers)
-			server_close(LIST_CONTAINER(si, Server, head), "server shutting down");
+			LIST_FOREACH_SAFE (si, tmp, &p->idle_servers)
+				server_close(LIST_CONTAINER(si, Server, head), "server shutting down");
 		}
 	}
 	app_check_shutdown(app);
@@ -173,16 +168,17 @@ void app_on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGHUP:
 		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "got SIGHUP, re-reading config");
 		if (app_reload(app, err, sizeof(err)) < 0)
-			log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "%s; keeping the running configuration", err);
+			log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "%s; keeping the running configuration",
+			        err);
 		break;
 	case SIGTERM:
 		log_msg(&app->log, LOG_LEVEL_LOG, NULL,
-			"got SIGTERM, shutting down, waiting for all clients to disconnect");
+		        "got SIGTERM, shutting down, waiting for all clients to disconnect");
 		start_shutdown(app, SHUTDOWN_WAIT_FOR_CLIENTS);
 		break;
 	case SIGINT:
 		log_msg(&app->log, LOG_LEVEL_LOG, NULL,
-			"got SIGINT, shutting down, waiting for all servers connections to be released");
+		        "got SIGINT, shutting down, waiting for all servers connections to be released");
 		start_shutdown(app, SHUTDOWN_WAIT_FOR_SERVERS);
 		break;
 	case SIGQUIT:
@@ -209,8 +205,7 @@ void app_on_stats(evutil_socket_t fd, short what, void *arg)
 	App *app = arg;
 	Stats total = {0};
 	List *item;
-	LIST_FOREACH(item, &app->worker.databases)
-	{
+	LIST_FOREACH (item, &app->worker.databases) {
 		stats_add(&total, &LIST_CONTAINER(item, Database, head)->stats);
 	}
 	usec_t now = now_usec();
@@ -224,7 +219,6 @@ void app_on_stats(evutil_socket_t fd, short what, void *arg)
 	app->stats_prev = total;
 	app->stats_prev_time = now;
 }
-
 
 void app_sock_opts(const App *app, SockOpts *o)
 {

@@ -13,7 +13,7 @@
 #include "userlist.h"
 
 #define TIDEPOOL_VERSION "0.1.0"
-#define MAX_LISTENERS 16
+#define MAX_LISTENERS    16
 
 typedef enum {
 	SHUTDOWN_NONE = 0,
@@ -34,11 +34,11 @@ typedef struct Listener {
 
 /* Owned by main(); lives for the whole process. */
 struct App {
-	Config *cf;             /* current config; replaced whole on reload */
+	Config *cf; /* current config; replaced whole on reload */
 	char *config_path;
 	Logger log;
-	UserList *userlist;     /* current auth_file; replaced whole on reload */
-	Worker worker;          /* one event loop for now; more with the workers setting */
+	UserList *userlist; /* current auth_file; replaced whole on reload */
+	Worker worker;      /* one event loop for now; more with the workers setting */
 	Listener listeners[MAX_LISTENERS];
 	int n_listeners;
 	ShutdownMode shutdown;

@@ -145,9 +145,9 @@ static int plain_secret(const char *user, const char *password, int iterations, 
 			return 0;
 		}
 	rc = scram_make_secret(password, iterations, made, sizeof(made)) == 0 &&
-			     scram_parse_secret(made, out) == 0
-		     ? 0
-		     : -1;
+	             scram_parse_secret(made, out) == 0
+	         ? 0
+	         : -1;
 	OPENSSL_cleanse(made, sizeof(made));
 	if (rc == 0 && fplen == 32 && strlen(user) < sizeof(plain_cache[0].user)) {
 		unsigned k = plain_cache_next++ % PLAIN_CACHE_SIZE;
@@ -191,8 +191,8 @@ static bool start_sasl(Client *c)
 	}
 	if (rc == 0)
 		scram_server_init(c->sasl, &sec, cbind, cbind_len);
-	else if (scram_server_init_mock(c->sasl, c->username, app->cf->scram_iterations, cbind,
-					cbind_len) < 0) {
+	else if (scram_server_init_mock(c->sasl, c->username, app->cf->scram_iterations, cbind, cbind_len) <
+	         0) {
 		OPENSSL_cleanse(&sec, sizeof(sec));
 		client_error_close(c, "08P01", "out of memory");
 		return false;
@@ -218,7 +218,7 @@ static bool handle_sasl_initial(Client *c, const PktHdr *pkt)
 		return false;
 	}
 	if (scram_server_first(c->sasl, mech, (const char *)data, len, out, sizeof(out), &used, err,
-			       sizeof(err)) < 0) {
+	                       sizeof(err)) < 0) {
 		sasl_fail(c, err);
 		return false;
 	}
@@ -239,8 +239,8 @@ static bool handle_sasl_final(Client *c, const PktHdr *pkt)
 		sasl_fail(c, "malformed SASLResponse");
 		return false;
 	}
-	if (scram_server_final(c->sasl, (const char *)data, len, out, sizeof(out), &used, err,
-			       sizeof(err)) < 0) {
+	if (scram_server_final(c->sasl, (const char *)data, len, out, sizeof(out), &used, err, sizeof(err)) <
+	    0) {
 		sasl_fail(c, err);
 		return false;
 	}
@@ -340,12 +340,11 @@ static int hba_method(Client *c)
 {
 	App *app = c->w->app;
 	int line = 0;
-	HbaRequest req = {c->is_unix, tls_active(&c->sb), c->is_unix ? "" : c->addr, c->dbname,
-			  c->username};
+	HbaRequest req = {c->is_unix, tls_active(&c->sb), c->is_unix ? "" : c->addr, c->dbname, c->username};
 	HbaMethod m = hba_match(current_hba, &req, &line);
 	if (line)
 		log_msg(&app->log, LOG_LEVEL_DEBUG, c->log_prefix, "auth_hba_file line %d: %s", line,
-			hba_method_name(m));
+		        hba_method_name(m));
 	switch (m) {
 	case HBA_TRUST:
 		return AUTH_TYPE_TRUST;
@@ -453,8 +452,8 @@ bool auth_handle_password(Client *c, const PktHdr *pkt)
 		ok = auth_check_plain(secret, user, given);
 	} else {
 		/* An unknown user still costs the same hashing work as a known one. */
-		ok = pg_md5_check(secret ? secret : "md5-no-such-user-placeholder-xxxxxxxxx", user,
-				  c->salt, given) &&
+		ok = pg_md5_check(secret ? secret : "md5-no-such-user-placeholder-xxxxxxxxx", user, c->salt,
+		                  given) &&
 		     secret != NULL;
 	}
 	if (!secret) {
@@ -475,8 +474,8 @@ bool auth_handle_password(Client *c, const PktHdr *pkt)
 	return client_login_done(c);
 }
 
-int auth_scram_passthrough_start(const User *u, const char *secret, ScramClient *sc, char *out,
-				 size_t outlen, size_t *outlen_used)
+int auth_scram_passthrough_start(const User *u, const char *secret, ScramClient *sc, char *out, size_t outlen,
+                                 size_t *outlen_used)
 {
 	ScramSecret sec;
 	int rc = -1;

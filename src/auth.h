@@ -42,7 +42,7 @@ bool auth_check_plain(const char *secret, const char *user, const char *given);
 
 /* SCRAM pass-through towards a server: start sc with the ClientKey a client proved for u when
  * it still belongs to secret (u's SCRAM secret). 0, or -1 when there is no such key. */
-int auth_scram_passthrough_start(const User *u, const char *secret, ScramClient *sc, char *out,
-				 size_t outlen, size_t *outlen_used);
+int auth_scram_passthrough_start(const User *u, const char *secret, ScramClient *sc, char *out, size_t outlen,
+                                 size_t *outlen_used);
 
 #endif

@@ -20,8 +20,8 @@ static bool client_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt);
 void client_update_log_prefix(Client *c)
 {
 	snprintf(c->log_prefix, sizeof(c->log_prefix), "C-%p: %s/%s@%s:%d ", (void *)c,
-		 c->dbname[0] ? c->dbname : "(nodb)", c->username[0] ? c->username : "(nouser)",
-		 c->addr, c->port);
+	         c->dbname[0] ? c->dbname : "(nodb)", c->username[0] ? c->username : "(nouser)", c->addr,
+	         c->port);
 }
 
 Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen, bool is_unix)
@@ -108,8 +108,8 @@ void client_close(Client *c, const char *reason)
 		return;
 	if (!c->is_cancel && c->auth_step == AUTH_STEP_DONE && app->cf->log_disconnections) {
 		usec_t age = (now_usec() - c->connect_time) / USEC_PER_SEC;
-		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "closing because: %s (age=%llds)",
-			reason, (long long)age);
+		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "closing because: %s (age=%llds)", reason,
+		        (long long)age);
 	}
 	Server *s = c->link;
 	if (s) {
@@ -139,17 +139,14 @@ void client_close(Client *c, const char *reason)
 Client *client_find_by_cancel(Worker *w, uint32_t pid, uint32_t key)
 {
 	List *pi, *ci;
-	LIST_FOREACH(pi, &w->pools)
-	{
+	LIST_FOREACH (pi, &w->pools) {
 		Pool *p = LIST_CONTAINER(pi, Pool, head);
-		LIST_FOREACH(ci, &p->active_clients)
-		{
+		LIST_FOREACH (ci, &p->active_clients) {
 			Client *c = LIST_CONTAINER(ci, Client, head);
 			if (c->cancel_pid == pid && c->cancel_key == key)
 				return c;
 		}
-		LIST_FOREACH(ci, &p->waiting_clients)
-		{
+		LIST_FOREACH (ci, &p->waiting_clients) {
 			Client *c = LIST_CONTAINER(ci, Client, head);
 			if (c->cancel_pid == pid && c->cancel_key == key)
 				return c;
@@ -218,12 +215,12 @@ static bool handle_startup_params(Client *c, PktReader *r)
 		} else if (var_index(c->w, key) >= 0) {
 			var_set(&c->vars, var_index(c->w, key), val);
 		} else if (strcmp(key, "replication") == 0 &&
-			   (strcmp(val, "false") == 0 || strcmp(val, "0") == 0 || strcmp(val, "off") == 0 ||
-			    strcmp(val, "no") == 0)) {
+		           (strcmp(val, "false") == 0 || strcmp(val, "0") == 0 || strcmp(val, "off") == 0 ||
+		            strcmp(val, "no") == 0)) {
 			/* a plain connection */
 		} else if (name_in_list(app->cf->ignore_startup_parameters, key)) {
-			log_msg(&app->log, LOG_LEVEL_DEBUG, c->log_prefix, "ignoring startup parameter: %s=%s",
-				key, val);
+			log_msg(&app->log, LOG_LEVEL_DEBUG, c->log_prefix,
+			        "ignoring startup parameter: %s=%s", key, val);
 		} else {
 			snprintf(msg, sizeof(msg), "unsupported startup parameter: %s", key);
 			client_error_close(c, "08P01", msg);
@@ -315,14 +312,14 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 		/* Lets the server's pg_stat_activity show which client host a session serves. */
 		int vi = var_index(c->w, "application_name");
 		char name[256];
-		snprintf(name, sizeof(name), "%s - %s:%d", c->vars.value[vi] ? c->vars.value[vi] : "", c->addr,
-			 c->port);
+		snprintf(name, sizeof(name), "%s - %s:%d", c->vars.value[vi] ? c->vars.value[vi] : "",
+		         c->addr, c->port);
 		var_set(&c->vars, vi, name);
 	}
 	if (app->cf->log_connections)
 		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix,
-			"login attempt: db=%s user=%s tls=%s replication=no", c->dbname, c->username,
-			c->tls[0] ? c->tls : "no");
+		        "login attempt: db=%s user=%s tls=%s replication=no", c->dbname, c->username,
+		        c->tls[0] ? c->tls : "no");
 	if (admin_is_console_db(c->dbname))
 		return admin_startup(c); /* the console: allowed during shutdown, own access rules */
 	if (app->shutdown != SHUTDOWN_NONE) {
@@ -375,8 +372,7 @@ static bool send_welcome(Client *c)
 void client_welcome_ready(Pool *p)
 {
 	List *item, *tmp;
-	LIST_FOREACH_SAFE(item, tmp, &p->waiting_clients)
-	{
+	LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		if (c->state == CL_WAITING_LOGIN && send_welcome(c))
 			sbuf_continue(&c->sb);
@@ -407,13 +403,13 @@ bool client_login_done(Client *c)
 	if (!c->user)
 		c->user = pool_get_user(c->w, c->username);
 	int db_max = c->db->max_db_client_connections >= 0 ? c->db->max_db_client_connections
-							   : app->cf->max_db_client_connections;
+	                                                   : app->cf->max_db_client_connections;
 	if (db_max > 0 && c->db->client_count >= db_max) {
 		client_error_close(c, "08P01", "client connections exceeded (max_db_client_connections)");
 		return false;
 	}
 	int user_max = c->user->max_user_client_connections >= 0 ? c->user->max_user_client_connections
-								  : app->cf->max_user_client_connections;
+	                                                         : app->cf->max_user_client_connections;
 	if (user_max > 0 && c->user->client_count >= user_max) {
 		client_error_close(c, "08P01", "client connections exceeded (max_user_client_connections)");
 		return false;
@@ -533,7 +529,7 @@ static bool client_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt)
 	switch (ev) {
 	case SBUF_EV_RECV_FAILED:
 		client_close(c, c->state == CL_LOGIN && c->sb.startup ? "client unexpected eof"
-								     : "client unexpected eof");
+		                                                      : "client unexpected eof");
 		return false;
 	case SBUF_EV_SEND_FAILED:
 		client_close(c, "client send failed");

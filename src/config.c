@@ -13,128 +13,140 @@
 #define MAX_INCLUDE_DEPTH 10
 
 static const char *const pool_mode_names[] = {"session", "transaction", "statement", NULL};
-static const char *const auth_type_names[] = {"cert", "md5",   "scram-sha-256", "plain", "trust",
-					      "any",  "hba",   "ldap",          "pam",   NULL};
-static const char *const sslmode_names[] = {"disable",  "allow",     "prefer",     "require",
-					    "verify-ca", "verify-full", NULL};
+static const char *const auth_type_names[] = {"cert", "md5", "scram-sha-256", "plain", "trust",
+                                              "any",  "hba", "ldap",          "pam",   NULL};
+static const char *const sslmode_names[] = {"disable",   "allow",       "prefer", "require",
+                                            "verify-ca", "verify-full", NULL};
 static const char *const load_balance_names[] = {"round-robin", "disable", NULL};
 
-#define NR SETTING_NO_RELOAD
-#define YES SUPPORT_YES
-#define ERR SUPPORT_NO_ERROR
+#define NR   SETTING_NO_RELOAD
+#define YES  SUPPORT_YES
+#define ERR  SUPPORT_NO_ERROR
 #define WARN SUPPORT_NO_WARN
-#define S(n, t, def, fl, sup, en, help) {#n, SETTING_##t, offsetof(Config, n), def, fl, sup, en, help}
+#define S(n, t, def, fl, sup, en, help)                                                                      \
+	{                                                                                                    \
+#n, SETTING_##t, offsetof(Config, n), def, fl, sup, en, help                                 \
+	}
 
 /*
  * Every [pgbouncer] setting, sorted by name. Defaults are PgBouncer 1.25's, as an ini would
  * spell them (NULL = unset). The sslmode strings list their allowed values in enum_names (they
- * stay strings because SHOW CONFIG prints them as written). The support column is where a later release flips a setting to
- * YES once it is implemented; value_rules below lists single values of otherwise supported
+ * stay strings because SHOW CONFIG prints them as written). The support column is where a later release flips
+ * a setting to YES once it is implemented; value_rules below lists single values of otherwise supported
  * settings that are not implemented yet. Both only bite when the value differs from the default.
  */
 const Setting config_settings[] = {
-	S(admin_users, STR, "", 0, YES, NULL, "users allowed to run every admin console command"),
-	S(application_name_add_host, BOOL, "0", 0, YES, NULL, "append the client's host:port to application_name"),
-	S(auth_dbname, STR, NULL, 0, YES, NULL, "[databases] entry in which auth_query runs"),
-	S(auth_file, STR, NULL, 0, YES, NULL, "file with user names and passwords (userlist.txt)"),
-	S(auth_hba_file, STR, NULL, 0, YES, NULL, "pg_hba.conf-style file used with auth_type = hba"),
-	S(auth_ident_file, STR, NULL, 0, WARN, NULL, "ident map file for cert/peer user name mapping"),
-	S(auth_ldap_options, STR, NULL, 0, WARN, NULL, "LDAP options for auth_type = ldap"),
-	S(auth_query, STR,
-	  "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid "
-	  "WHERE rolname=$1 AND rolcanlogin",
-	  0, YES, NULL, "query that looks up the password of a user missing from auth_file"),
-	S(auth_type, ENUM, "md5", 0, YES, auth_type_names, "how clients authenticate"),
-	S(auth_user, STR, NULL, 0, YES, NULL, "user that runs auth_query"),
-	S(autodb_idle_timeout, USEC, "3600.0", 0, WARN, NULL, "free idle auto-created (*) databases after this long"),
-	S(cancel_wait_timeout, USEC, "10.0", 0, YES, NULL, "longest wait to forward a cancel request"),
-	S(client_idle_timeout, USEC, "0.0", 0, YES, NULL, "close clients idle longer than this (0 = never)"),
-	S(client_login_timeout, USEC, "60.0", 0, YES, NULL, "a client must finish logging in within this"),
-	S(client_tls13_ciphers, STR, "", 0, YES, NULL, "TLS 1.3 cipher suites for client connections"),
-	S(client_tls_ca_file, STR, NULL, 0, YES, NULL, "CA file to verify client certificates"),
-	S(client_tls_cert_file, STR, NULL, 0, YES, NULL, "certificate presented to clients"),
-	S(client_tls_ciphers, STR, "default", 0, YES, NULL, "OpenSSL cipher list for client connections"),
-	S(client_tls_dheparams, STR, "auto", 0, YES, NULL, "DHE key exchange for client connections"),
-	S(client_tls_ecdhcurve, STR, "auto", 0, YES, NULL, "ECDH curve for client connections"),
-	S(client_tls_key_file, STR, NULL, 0, YES, NULL, "private key for client_tls_cert_file"),
-	S(client_tls_protocols, STR, "secure", 0, YES, NULL, "TLS versions allowed for client connections"),
-	S(client_tls_sslmode, STR, "disable", 0, YES, sslmode_names, "TLS mode for client connections"),
-	S(conffile, STR, NULL, 0, YES, NULL, "configuration file read again by RELOAD"),
-	S(default_pool_size, INT, "20", 0, YES, NULL, "server connections per (database, user) pool"),
-	S(disable_pqexec, BOOL, "0", NR, WARN, NULL, "reject the simple query protocol"),
-	S(dns_max_ttl, USEC, "15.0", 0, WARN, NULL, "how long DNS answers are cached"),
-	S(dns_nxdomain_ttl, USEC, "15.0", 0, WARN, NULL, "how long DNS failures are cached"),
-	S(dns_zone_check_period, USEC, "0.0", 0, WARN, NULL, "DNS zone serial polling period (0 = off)"),
-	S(idle_transaction_timeout, USEC, "0.0", 0, YES, NULL, "close clients idle in a transaction this long"),
-	S(ignore_startup_parameters, STR, "", 0, YES, NULL, "startup parameters to ignore instead of rejecting"),
-	S(job_name, STR, "pgbouncer", NR, YES, NULL, "service name (alias of service_name)"),
-	S(listen_addr, STR, NULL, NR, YES, NULL, "TCP addresses to listen on (* = all; unset = Unix socket only)"),
-	S(listen_backlog, INT, "128", NR, YES, NULL, "listen(2) backlog"),
-	S(listen_port, INT, "6432", NR, YES, NULL, "TCP port, also the Unix socket name .s.PGSQL.<port>"),
-	S(log_connections, BOOL, "1", 0, YES, NULL, "log successful logins"),
-	S(log_disconnections, BOOL, "1", 0, YES, NULL, "log disconnections with their reason"),
-	S(log_pooler_errors, BOOL, "1", 0, YES, NULL, "log errors sent to clients"),
-	S(log_stats, BOOL, "1", 0, YES, NULL, "log aggregated statistics every stats_period"),
-	S(logfile, STR, NULL, 0, YES, NULL, "log file path"),
-	S(max_client_conn, INT, "100", 0, YES, NULL, "most client connections accepted"),
-	S(max_db_client_connections, INT, "0", 0, YES, NULL, "most client connections per database (0 = no limit)"),
-	S(max_db_connections, INT, "0", 0, YES, NULL, "most server connections per database (0 = no limit)"),
-	S(max_packet_size, INT, "2147483647", 0, YES, NULL, "largest protocol packet allowed through"),
-	S(max_prepared_statements, INT, "200", 0, YES, NULL, "prepared statements tracked per server connection"),
-	S(max_user_client_connections, INT, "0", 0, YES, NULL, "most client connections per user (0 = no limit)"),
-	S(max_user_connections, INT, "0", 0, YES, NULL, "most server connections per user (0 = no limit)"),
-	S(min_pool_size, INT, "0", 0, YES, NULL, "keep at least this many server connections per pool"),
-	S(peer_id, INT, "0", 0, WARN, NULL, "this process's id among peers (0 = peering off)"),
-	S(pidfile, STR, NULL, NR, YES, NULL, "PID file path"),
-	S(pkt_buf, INT, "4096", NR, YES, NULL, "internal packet buffer size"),
-	S(pool_mode, ENUM, "session", 0, YES, pool_mode_names, "when a server connection goes back to the pool"),
-	S(query_timeout, USEC, "0.0", 0, YES, NULL, "cancel queries running longer than this (0 = never)"),
-	S(query_wait_notify, INT, "5", 0, YES, NULL, "seconds queued before the client gets a NOTICE (0 = never)"),
-	S(query_wait_timeout, USEC, "120.0", 0, YES, NULL, "longest a client waits for a server connection"),
-	S(reserve_pool_size, INT, "0", 0, YES, NULL, "extra connections per pool once clients wait too long"),
-	S(reserve_pool_timeout, USEC, "5.0", 0, YES, NULL, "wait before the reserve pool is used"),
-	S(resolv_conf, STR, "", NR, YES, NULL, "custom resolv.conf"),
-	S(sbuf_loopcnt, INT, "5", 0, WARN, NULL, "rounds per connection before serving others (0 = no limit)"),
-	S(scram_iterations, INT, "4096", 0, YES, NULL, "iterations when hashing a password for SCRAM"),
-	S(server_check_delay, USEC, "30.0", 0, YES, NULL, "idle time after which a server is checked before reuse"),
-	S(server_check_query, STR, "<empty>", 0, YES, NULL, "health check query (<empty> = empty query, empty = none)"),
-	S(server_connect_timeout, USEC, "15.0", 0, YES, NULL, "deadline to connect to and log in to a server"),
-	S(server_fast_close, BOOL, "0", 0, WARN, NULL, "close servers marked for closing at transaction end"),
-	S(server_idle_timeout, USEC, "600.0", 0, YES, NULL, "close servers idle longer than this"),
-	S(server_lifetime, USEC, "3600.0", 0, YES, NULL, "close unused servers older than this"),
-	S(server_login_retry, USEC, "15.0", 0, YES, NULL, "after a failed server login, fail clients fast this long"),
-	S(server_reset_query, STR, "DISCARD ALL", 0, YES, NULL, "query run when a server is released"),
-	S(server_reset_query_always, BOOL, "0", 0, YES, NULL, "run server_reset_query in every pool mode"),
-	S(server_round_robin, BOOL, "0", 0, YES, NULL, "reuse servers round-robin instead of most recent first"),
-	S(server_tls13_ciphers, STR, "", 0, YES, NULL, "TLS 1.3 cipher suites towards PostgreSQL"),
-	S(server_tls_ca_file, STR, NULL, 0, YES, NULL, "CA file to verify the PostgreSQL server"),
-	S(server_tls_cert_file, STR, NULL, 0, YES, NULL, "client certificate presented to PostgreSQL"),
-	S(server_tls_ciphers, STR, "default", 0, YES, NULL, "OpenSSL cipher list towards PostgreSQL"),
-	S(server_tls_key_file, STR, NULL, 0, YES, NULL, "private key for server_tls_cert_file"),
-	S(server_tls_protocols, STR, "secure", 0, YES, NULL, "TLS versions allowed towards PostgreSQL"),
-	S(server_tls_sslmode, STR, "prefer", 0, YES, sslmode_names, "TLS mode towards PostgreSQL"),
-	S(service_name, STR, "pgbouncer", NR, YES, NULL, "service name (Windows)"),
-	S(so_reuseport, BOOL, "0", NR, WARN, NULL, "set SO_REUSEPORT on listening sockets"),
-	S(stats_period, USEC, "60", 0, YES, NULL, "statistics averaging and logging period"),
-	S(stats_users, STR, "", 0, YES, NULL, "users allowed read-only admin console commands"),
-	S(suspend_timeout, USEC, "10", 0, WARN, NULL, "buffer flush wait during SUSPEND"),
-	S(syslog, BOOL, "0", 0, WARN, NULL, "log to syslog"),
-	S(syslog_facility, STR, "daemon", 0, WARN, NULL, "syslog facility"),
-	S(syslog_ident, STR, "pgbouncer", 0, WARN, NULL, "syslog ident"),
-	S(tcp_defer_accept, BOOL, "1", 0, WARN, NULL, "set TCP_DEFER_ACCEPT on listening sockets"),
-	S(tcp_keepalive, BOOL, "1", 0, YES, NULL, "enable TCP keepalive"),
-	S(tcp_keepcnt, INT, "0", 0, YES, NULL, "TCP keepalive probe count (0 = OS default)"),
-	S(tcp_keepidle, INT, "0", 0, YES, NULL, "TCP keepalive idle seconds (0 = OS default)"),
-	S(tcp_keepintvl, INT, "0", 0, YES, NULL, "TCP keepalive probe interval seconds (0 = OS default)"),
-	S(tcp_socket_buffer, INT, "0", 0, WARN, NULL, "socket buffer size (0 = OS default)"),
-	S(tcp_user_timeout, INT, "0", 0, YES, NULL, "TCP_USER_TIMEOUT in milliseconds (0 = OS default)"),
-	S(track_extra_parameters, STR, "IntervalStyle", NR, YES, NULL, "extra reported parameters tracked per client"),
-	S(transaction_timeout, USEC, "0.0", 0, YES, NULL, "close clients whose transaction is open this long"),
-	S(unix_socket_dir, STR, "/tmp", NR, YES, NULL, "Unix socket directory (empty = no Unix socket)"),
-	S(unix_socket_group, STR, NULL, NR, YES, NULL, "group of the Unix socket"),
-	S(unix_socket_mode, MODE, "0777", NR, YES, NULL, "file mode of the Unix socket (octal)"),
-	S(user, STR, NULL, NR, YES, NULL, "switch to this user after start"),
-	S(verbose, INT, "0", 0, YES, NULL, "log verbosity"),
+    S(admin_users, STR, "", 0, YES, NULL, "users allowed to run every admin console command"),
+    S(application_name_add_host, BOOL, "0", 0, YES, NULL,
+      "append the client's host:port to application_name"),
+    S(auth_dbname, STR, NULL, 0, YES, NULL, "[databases] entry in which auth_query runs"),
+    S(auth_file, STR, NULL, 0, YES, NULL, "file with user names and passwords (userlist.txt)"),
+    S(auth_hba_file, STR, NULL, 0, YES, NULL, "pg_hba.conf-style file used with auth_type = hba"),
+    S(auth_ident_file, STR, NULL, 0, WARN, NULL, "ident map file for cert/peer user name mapping"),
+    S(auth_ldap_options, STR, NULL, 0, WARN, NULL, "LDAP options for auth_type = ldap"),
+    S(auth_query, STR,
+      "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid "
+      "WHERE rolname=$1 AND rolcanlogin",
+      0, YES, NULL, "query that looks up the password of a user missing from auth_file"),
+    S(auth_type, ENUM, "md5", 0, YES, auth_type_names, "how clients authenticate"),
+    S(auth_user, STR, NULL, 0, YES, NULL, "user that runs auth_query"),
+    S(autodb_idle_timeout, USEC, "3600.0", 0, WARN, NULL,
+      "free idle auto-created (*) databases after this long"),
+    S(cancel_wait_timeout, USEC, "10.0", 0, YES, NULL, "longest wait to forward a cancel request"),
+    S(client_idle_timeout, USEC, "0.0", 0, YES, NULL, "close clients idle longer than this (0 = never)"),
+    S(client_login_timeout, USEC, "60.0", 0, YES, NULL, "a client must finish logging in within this"),
+    S(client_tls13_ciphers, STR, "", 0, YES, NULL, "TLS 1.3 cipher suites for client connections"),
+    S(client_tls_ca_file, STR, NULL, 0, YES, NULL, "CA file to verify client certificates"),
+    S(client_tls_cert_file, STR, NULL, 0, YES, NULL, "certificate presented to clients"),
+    S(client_tls_ciphers, STR, "default", 0, YES, NULL, "OpenSSL cipher list for client connections"),
+    S(client_tls_dheparams, STR, "auto", 0, YES, NULL, "DHE key exchange for client connections"),
+    S(client_tls_ecdhcurve, STR, "auto", 0, YES, NULL, "ECDH curve for client connections"),
+    S(client_tls_key_file, STR, NULL, 0, YES, NULL, "private key for client_tls_cert_file"),
+    S(client_tls_protocols, STR, "secure", 0, YES, NULL, "TLS versions allowed for client connections"),
+    S(client_tls_sslmode, STR, "disable", 0, YES, sslmode_names, "TLS mode for client connections"),
+    S(conffile, STR, NULL, 0, YES, NULL, "configuration file read again by RELOAD"),
+    S(default_pool_size, INT, "20", 0, YES, NULL, "server connections per (database, user) pool"),
+    S(disable_pqexec, BOOL, "0", NR, WARN, NULL, "reject the simple query protocol"),
+    S(dns_max_ttl, USEC, "15.0", 0, WARN, NULL, "how long DNS answers are cached"),
+    S(dns_nxdomain_ttl, USEC, "15.0", 0, WARN, NULL, "how long DNS failures are cached"),
+    S(dns_zone_check_period, USEC, "0.0", 0, WARN, NULL, "DNS zone serial polling period (0 = off)"),
+    S(idle_transaction_timeout, USEC, "0.0", 0, YES, NULL, "close clients idle in a transaction this long"),
+    S(ignore_startup_parameters, STR, "", 0, YES, NULL, "startup parameters to ignore instead of rejecting"),
+    S(job_name, STR, "pgbouncer", NR, YES, NULL, "service name (alias of service_name)"),
+    S(listen_addr, STR, NULL, NR, YES, NULL,
+      "TCP addresses to listen on (* = all; unset = Unix socket only)"),
+    S(listen_backlog, INT, "128", NR, YES, NULL, "listen(2) backlog"),
+    S(listen_port, INT, "6432", NR, YES, NULL, "TCP port, also the Unix socket name .s.PGSQL.<port>"),
+    S(log_connections, BOOL, "1", 0, YES, NULL, "log successful logins"),
+    S(log_disconnections, BOOL, "1", 0, YES, NULL, "log disconnections with their reason"),
+    S(log_pooler_errors, BOOL, "1", 0, YES, NULL, "log errors sent to clients"),
+    S(log_stats, BOOL, "1", 0, YES, NULL, "log aggregated statistics every stats_period"),
+    S(logfile, STR, NULL, 0, YES, NULL, "log file path"),
+    S(max_client_conn, INT, "100", 0, YES, NULL, "most client connections accepted"),
+    S(max_db_client_connections, INT, "0", 0, YES, NULL,
+      "most client connections per database (0 = no limit)"),
+    S(max_db_connections, INT, "0", 0, YES, NULL, "most server connections per database (0 = no limit)"),
+    S(max_packet_size, INT, "2147483647", 0, YES, NULL, "largest protocol packet allowed through"),
+    S(max_prepared_statements, INT, "200", 0, YES, NULL, "prepared statements tracked per server connection"),
+    S(max_user_client_connections, INT, "0", 0, YES, NULL, "most client connections per user (0 = no limit)"),
+    S(max_user_connections, INT, "0", 0, YES, NULL, "most server connections per user (0 = no limit)"),
+    S(min_pool_size, INT, "0", 0, YES, NULL, "keep at least this many server connections per pool"),
+    S(peer_id, INT, "0", 0, WARN, NULL, "this process's id among peers (0 = peering off)"),
+    S(pidfile, STR, NULL, NR, YES, NULL, "PID file path"),
+    S(pkt_buf, INT, "4096", NR, YES, NULL, "internal packet buffer size"),
+    S(pool_mode, ENUM, "session", 0, YES, pool_mode_names, "when a server connection goes back to the pool"),
+    S(query_timeout, USEC, "0.0", 0, YES, NULL, "cancel queries running longer than this (0 = never)"),
+    S(query_wait_notify, INT, "5", 0, YES, NULL,
+      "seconds queued before the client gets a NOTICE (0 = never)"),
+    S(query_wait_timeout, USEC, "120.0", 0, YES, NULL, "longest a client waits for a server connection"),
+    S(reserve_pool_size, INT, "0", 0, YES, NULL, "extra connections per pool once clients wait too long"),
+    S(reserve_pool_timeout, USEC, "5.0", 0, YES, NULL, "wait before the reserve pool is used"),
+    S(resolv_conf, STR, "", NR, YES, NULL, "custom resolv.conf"),
+    S(sbuf_loopcnt, INT, "5", 0, WARN, NULL, "rounds per connection before serving others (0 = no limit)"),
+    S(scram_iterations, INT, "4096", 0, YES, NULL, "iterations when hashing a password for SCRAM"),
+    S(server_check_delay, USEC, "30.0", 0, YES, NULL,
+      "idle time after which a server is checked before reuse"),
+    S(server_check_query, STR, "<empty>", 0, YES, NULL,
+      "health check query (<empty> = empty query, empty = none)"),
+    S(server_connect_timeout, USEC, "15.0", 0, YES, NULL, "deadline to connect to and log in to a server"),
+    S(server_fast_close, BOOL, "0", 0, WARN, NULL, "close servers marked for closing at transaction end"),
+    S(server_idle_timeout, USEC, "600.0", 0, YES, NULL, "close servers idle longer than this"),
+    S(server_lifetime, USEC, "3600.0", 0, YES, NULL, "close unused servers older than this"),
+    S(server_login_retry, USEC, "15.0", 0, YES, NULL,
+      "after a failed server login, fail clients fast this long"),
+    S(server_reset_query, STR, "DISCARD ALL", 0, YES, NULL, "query run when a server is released"),
+    S(server_reset_query_always, BOOL, "0", 0, YES, NULL, "run server_reset_query in every pool mode"),
+    S(server_round_robin, BOOL, "0", 0, YES, NULL, "reuse servers round-robin instead of most recent first"),
+    S(server_tls13_ciphers, STR, "", 0, YES, NULL, "TLS 1.3 cipher suites towards PostgreSQL"),
+    S(server_tls_ca_file, STR, NULL, 0, YES, NULL, "CA file to verify the PostgreSQL server"),
+    S(server_tls_cert_file, STR, NULL, 0, YES, NULL, "client certificate presented to PostgreSQL"),
+    S(server_tls_ciphers, STR, "default", 0, YES, NULL, "OpenSSL cipher list towards PostgreSQL"),
+    S(server_tls_key_file, STR, NULL, 0, YES, NULL, "private key for server_tls_cert_file"),
+    S(server_tls_protocols, STR, "secure", 0, YES, NULL, "TLS versions allowed towards PostgreSQL"),
+    S(server_tls_sslmode, STR, "prefer", 0, YES, sslmode_names, "TLS mode towards PostgreSQL"),
+    S(service_name, STR, "pgbouncer", NR, YES, NULL, "service name (Windows)"),
+    S(so_reuseport, BOOL, "0", NR, WARN, NULL, "set SO_REUSEPORT on listening sockets"),
+    S(stats_period, USEC, "60", 0, YES, NULL, "statistics averaging and logging period"),
+    S(stats_users, STR, "", 0, YES, NULL, "users allowed read-only admin console commands"),
+    S(suspend_timeout, USEC, "10", 0, WARN, NULL, "buffer flush wait during SUSPEND"),
+    S(syslog, BOOL, "0", 0, WARN, NULL, "log to syslog"),
+    S(syslog_facility, STR, "daemon", 0, WARN, NULL, "syslog facility"),
+    S(syslog_ident, STR, "pgbouncer", 0, WARN, NULL, "syslog ident"),
+    S(tcp_defer_accept, BOOL, "1", 0, WARN, NULL, "set TCP_DEFER_ACCEPT on listening sockets"),
+    S(tcp_keepalive, BOOL, "1", 0, YES, NULL, "enable TCP keepalive"),
+    S(tcp_keepcnt, INT, "0", 0, YES, NULL, "TCP keepalive probe count (0 = OS default)"),
+    S(tcp_keepidle, INT, "0", 0, YES, NULL, "TCP keepalive idle seconds (0 = OS default)"),
+    S(tcp_keepintvl, INT, "0", 0, YES, NULL, "TCP keepalive probe interval seconds (0 = OS default)"),
+    S(tcp_socket_buffer, INT, "0", 0, WARN, NULL, "socket buffer size (0 = OS default)"),
+    S(tcp_user_timeout, INT, "0", 0, YES, NULL, "TCP_USER_TIMEOUT in milliseconds (0 = OS default)"),
+    S(track_extra_parameters, STR, "IntervalStyle", NR, YES, NULL,
+      "extra reported parameters tracked per client"),
+    S(transaction_timeout, USEC, "0.0", 0, YES, NULL, "close clients whose transaction is open this long"),
+    S(unix_socket_dir, STR, "/tmp", NR, YES, NULL, "Unix socket directory (empty = no Unix socket)"),
+    S(unix_socket_group, STR, NULL, NR, YES, NULL, "group of the Unix socket"),
+    S(unix_socket_mode, MODE, "0777", NR, YES, NULL, "file mode of the Unix socket (octal)"),
+    S(user, STR, NULL, NR, YES, NULL, "switch to this user after start"),
+    S(verbose, INT, "0", 0, YES, NULL, "log verbosity"),
 };
 const int config_n_settings = (int)(sizeof(config_settings) / sizeof(config_settings[0]));
 
@@ -143,8 +155,8 @@ static const struct {
 	const char *name;
 	const char *value;
 } value_rules[] = {
-	{"auth_type", "ldap"},
-	{"auth_type", "pam"},
+    {"auth_type", "ldap"},
+    {"auth_type", "pam"},
 };
 
 /* One line saying how a setting is supported, for the README table and --list-settings. */
@@ -164,8 +176,8 @@ const char *config_describe_support(const Setting *s, char *buf, size_t buflen)
 	for (size_t i = 0; i < sizeof(value_rules) / sizeof(value_rules[0]); i++) {
 		if (strcmp(value_rules[i].name, s->name) != 0)
 			continue;
-		int w = snprintf(buf + pos, buflen - pos, "%s%s", n ? ", " : "yes, except (refuses to start): ",
-				 value_rules[i].value);
+		int w = snprintf(buf + pos, buflen - pos, "%s%s",
+		                 n ? ", " : "yes, except (refuses to start): ", value_rules[i].value);
 		if (w < 0 || (size_t)w >= buflen - pos)
 			break;
 		pos += (size_t)w;
@@ -184,30 +196,51 @@ typedef struct {
 	SettingSupport support;
 } FieldKey;
 
-#define DK(k, kind, f, sup) {k, kind, offsetof(DatabaseDef, f), sup}
+#define DK(k, kind, f, sup)                                                                                  \
+	{                                                                                                    \
+		k, kind, offsetof(DatabaseDef, f), sup                                                       \
+	}
 static const FieldKey db_keys[] = {
-	DK("dbname", 's', dbname, YES),		   DK("host", 's', host, YES),
-	DK("port", 'p', port, YES),		   DK("user", 's', user, YES),
-	DK("password", 's', password, YES),	   DK("auth_user", 's', auth_user, YES),
-	DK("auth_query", 's', auth_query, YES),	   DK("auth_dbname", 's', auth_dbname, YES),
-	DK("pool_size", 'i', pool_size, YES),	   DK("min_pool_size", 'i', min_pool_size, YES),
-	DK("reserve_pool_size", 'i', reserve_pool_size, YES),
-	DK("reserve_pool", 'i', reserve_pool_size, YES),
-	DK("connect_query", 's', connect_query, YES), DK("pool_mode", 'm', pool_mode, YES),
-	DK("load_balance_hosts", 'l', load_balance_hosts, YES),
-	DK("max_db_connections", 'i', max_db_connections, YES),
-	DK("max_db_client_connections", 'i', max_db_client_connections, YES),
-	DK("server_lifetime", 'i', server_lifetime, YES), DK("client_encoding", 's', client_encoding, YES),
-	DK("datestyle", 's', datestyle, YES),	   DK("timezone", 's', timezone, YES),
-	DK("application_name", 's', application_name, YES), {NULL, 0, 0, YES},
+    DK("dbname", 's', dbname, YES),
+    DK("host", 's', host, YES),
+    DK("port", 'p', port, YES),
+    DK("user", 's', user, YES),
+    DK("password", 's', password, YES),
+    DK("auth_user", 's', auth_user, YES),
+    DK("auth_query", 's', auth_query, YES),
+    DK("auth_dbname", 's', auth_dbname, YES),
+    DK("pool_size", 'i', pool_size, YES),
+    DK("min_pool_size", 'i', min_pool_size, YES),
+    DK("reserve_pool_size", 'i', reserve_pool_size, YES),
+    DK("reserve_pool", 'i', reserve_pool_size, YES),
+    DK("connect_query", 's', connect_query, YES),
+    DK("pool_mode", 'm', pool_mode, YES),
+    DK("load_balance_hosts", 'l', load_balance_hosts, YES),
+    DK("max_db_connections", 'i', max_db_connections, YES),
+    DK("max_db_client_connections", 'i', max_db_client_connections, YES),
+    DK("server_lifetime", 'i', server_lifetime, YES),
+    DK("client_encoding", 's', client_encoding, YES),
+    DK("datestyle", 's', datestyle, YES),
+    DK("timezone", 's', timezone, YES),
+    DK("application_name", 's', application_name, YES),
+    {NULL, 0, 0, YES},
 };
 
-#define UK(k, kind) {#k, kind, offsetof(UserDef, k), YES}
+#define UK(k, kind)                                                                                          \
+	{                                                                                                    \
+#k, kind, offsetof(UserDef, k), YES                                                          \
+	}
 static const FieldKey user_keys[] = {
-	UK(pool_size, 'i'),	       UK(reserve_pool_size, 'i'),	     UK(pool_mode, 'm'),
-	UK(max_user_connections, 'i'), UK(max_user_client_connections, 'i'), UK(query_timeout, 'u'),
-	UK(idle_transaction_timeout, 'u'), UK(transaction_timeout, 'u'),     UK(client_idle_timeout, 'u'),
-	{NULL, 0, 0, YES},
+    UK(pool_size, 'i'),
+    UK(reserve_pool_size, 'i'),
+    UK(pool_mode, 'm'),
+    UK(max_user_connections, 'i'),
+    UK(max_user_client_connections, 'i'),
+    UK(query_timeout, 'u'),
+    UK(idle_transaction_timeout, 'u'),
+    UK(transaction_timeout, 'u'),
+    UK(client_idle_timeout, 'u'),
+    {NULL, 0, 0, YES},
 };
 
 enum { SECT_NONE, SECT_DATABASES, SECT_USERS, SECT_PGBOUNCER, SECT_PEERS };
@@ -220,9 +253,9 @@ typedef struct Loader {
 	char *err;
 	size_t errlen;
 	int section;
-	int depth;					 /* files being read, outermost first */
+	int depth;                               /* files being read, outermost first */
 	char *open_files[MAX_INCLUDE_DEPTH + 1]; /* their canonical paths, to catch loops */
-	char **names;					 /* every file name read; owned */
+	char **names;                            /* every file name read; owned */
 	int n_names;
 	const char **set_file; /* per setting: file of the line that set it, NULL = default */
 	int *set_line;
@@ -373,13 +406,14 @@ static int parse_bool(const char *text)
 }
 
 static int bad_value(char *err, size_t errlen, const char *what, const char *name, const char *text,
-		     const char *expected)
+                     const char *expected)
 {
-	return seterr(err, errlen, "invalid value \"%s\" for %s %s (expected %s)", text, what, name, expected);
+	return seterr(err, errlen, "invalid value \"%s\" for %s %s (expected %s)", text, what, name,
+	              expected);
 }
 
 static int bad_enum(char *err, size_t errlen, const char *what, const char *name, const char *text,
-		    const char *const *names)
+                    const char *const *names)
 {
 	char buf[256];
 	join_names(names, buf, sizeof(buf));
@@ -436,8 +470,10 @@ static int set_value(Config *cf, const Setting *s, const char *text, char *err, 
 		case -2:
 			if (hi == INT_MAX)
 				return bad_value(err, errlen, what, s->name, text, "an integer >= 0");
-			return seterr(err, errlen, "invalid value \"%s\" for parameter %s (expected an integer from %ld to %ld)",
-				      text, s->name, lo, hi);
+			return seterr(
+			    err, errlen,
+			    "invalid value \"%s\" for parameter %s (expected an integer from %ld to %ld)",
+			    text, s->name, lo, hi);
 		}
 		*(int *)p = i;
 		return 0;
@@ -644,7 +680,8 @@ static int next_pair(const char **pp, char **key, char **val, const char *what, 
 		for (p++, quoted = 1;; p++) {
 			if (!*p) {
 				free(*val);
-				return seterr(err, errlen, "unterminated quoted value for %.*s in %s", (int)klen, k, what);
+				return seterr(err, errlen, "unterminated quoted value for %.*s in %s",
+				              (int)klen, k, what);
 			}
 			if (*p == '\\' && p[1]) {
 				*o++ = *++p;
@@ -659,8 +696,8 @@ static int next_pair(const char **pp, char **key, char **val, const char *what, 
 		p++;
 		if (*p && !isspace((unsigned char)*p)) {
 			free(*val);
-			return seterr(err, errlen, "syntax error in %s: text after the quoted value of %.*s", what,
-				      (int)klen, k);
+			return seterr(err, errlen, "syntax error in %s: text after the quoted value of %.*s",
+			              what, (int)klen, k);
 		}
 	} else {
 		while (*p && !isspace((unsigned char)*p))
@@ -680,7 +717,7 @@ static int next_pair(const char **pp, char **key, char **val, const char *what, 
 
 /* Set one field of a DatabaseDef or UserDef from its key table; takes val. 0 = unknown key. */
 static int set_field(void *base, const FieldKey *keys, const char *key, char *val, const char *what,
-		     char *err, size_t errlen)
+                     char *err, size_t errlen)
 {
 	const FieldKey *f;
 	const char *const *names;
@@ -702,7 +739,9 @@ static int set_field(void *base, const FieldKey *keys, const char *key, char *va
 	case 'p':
 		if ((rc = parse_int(val, f->kind == 'p', f->kind == 'p' ? 65535 : INT_MAX, &i)) < 0)
 			bad_value(err, errlen, what, key, val,
-				  rc == -1 ? "an integer" : f->kind == 'p' ? "a port from 1 to 65535" : "an integer >= 0");
+			          rc == -1         ? "an integer"
+			          : f->kind == 'p' ? "a port from 1 to 65535"
+			                           : "an integer >= 0");
 		break;
 	case 'm':
 	case 'l':
@@ -739,8 +778,8 @@ static void db_free(DatabaseDef *def)
 }
 
 /* Parse a key=value list into base via keys; what and param name them in messages. */
-static int parse_pairs(void *base, const FieldKey *keys, const char *text, const char *what, const char *param,
-		       char *err, size_t errlen)
+static int parse_pairs(void *base, const FieldKey *keys, const char *text, const char *what,
+                       const char *param, char *err, size_t errlen)
 {
 	const char *p = text;
 	char *key = NULL, *val = NULL;
@@ -770,7 +809,8 @@ int config_parse_connstr(DatabaseDef *def, const char *connstr, char *err, size_
 	def->max_db_connections = def->max_db_client_connections = def->server_lifetime = -1;
 	def->pool_mode = POOL_MODE_INHERIT;
 	def->load_balance_hosts = -1;
-	if (parse_pairs(def, db_keys, connstr, "connection string", "connection parameter", err, errlen) < 0) {
+	if (parse_pairs(def, db_keys, connstr, "connection string", "connection parameter", err, errlen) <
+	    0) {
 		db_clear(def);
 		return -1;
 	}
@@ -936,8 +976,9 @@ static int db_line(Loader *ld, const char *name, const char *val, const char *fi
 	for (const FieldKey *f = db_keys; f->key; f++) {
 		const char *v = f->kind == 's' ? *(char **)((char *)&def + f->off) : NULL;
 		if (f->support == SUPPORT_NO_ERROR && v) {
-			seterr(ld->err, ld->errlen, "%s:%d: connection parameter %s = %s is not supported yet", file,
-			       line, f->key, v);
+			seterr(ld->err, ld->errlen,
+			       "%s:%d: connection parameter %s = %s is not supported yet", file, line, f->key,
+			       v);
 			db_free(&def);
 			return -1;
 		}
@@ -1005,7 +1046,8 @@ static int handle_line(Loader *ld, char *line, const char *file, int lineno)
 	if (strncmp(s, "%include", 8) == 0 && (isspace((unsigned char)s[8]) || !s[8])) {
 		char *inc = trim(s + 8);
 		if (!*inc)
-			return seterr(ld->err, ld->errlen, "%s:%d: %%include needs a file name", file, lineno);
+			return seterr(ld->err, ld->errlen, "%s:%d: %%include needs a file name", file,
+			              lineno);
 		return load_file(ld, inc, file, lineno);
 	}
 	if (*s == '%')
@@ -1014,9 +1056,11 @@ static int handle_line(Loader *ld, char *line, const char *file, int lineno)
 		return 0;
 	split_line(s, &key, &val);
 	if (!key || !*key)
-		return seterr(ld->err, ld->errlen, "%s:%d: syntax error: expected \"key = value\"", file, lineno);
+		return seterr(ld->err, ld->errlen, "%s:%d: syntax error: expected \"key = value\"", file,
+		              lineno);
 	if (ld->section == SECT_NONE)
-		return seterr(ld->err, ld->errlen, "%s:%d: key \"%s\" outside of any section", file, lineno, key);
+		return seterr(ld->err, ld->errlen, "%s:%d: key \"%s\" outside of any section", file, lineno,
+		              key);
 	strip_comment(val);
 	val = trim(val);
 	switch (ld->section) {
@@ -1026,7 +1070,8 @@ static int handle_line(Loader *ld, char *line, const char *file, int lineno)
 		return user_line(ld, key, val, file, lineno);
 	}
 	if (!(st = config_find_setting(key)))
-		return seterr(ld->err, ld->errlen, "%s:%d: unknown parameter: pgbouncer/%s", file, lineno, key);
+		return seterr(ld->err, ld->errlen, "%s:%d: unknown parameter: pgbouncer/%s", file, lineno,
+		              key);
 	if (set_value(ld->cf, st, val, ld->err, ld->errlen) < 0)
 		return prefix_err(ld->err, ld->errlen, file, lineno);
 	ld->set_file[st - config_settings] = file;
@@ -1074,20 +1119,21 @@ static int load_file(Loader *ld, const char *path, const char *from, int from_li
 	char *canon, *text;
 	int rc;
 	if (ld->depth > MAX_INCLUDE_DEPTH)
-		return seterr(ld->err, ld->errlen, "%s:%d: %%include nested more than %d deep", from, from_line,
-			      MAX_INCLUDE_DEPTH);
+		return seterr(ld->err, ld->errlen, "%s:%d: %%include nested more than %d deep", from,
+		              from_line, MAX_INCLUDE_DEPTH);
 	if ((canon = realpath(path, NULL))) {
 		for (int i = 0; i < ld->depth; i++)
 			if (strcmp(ld->open_files[i], canon) == 0) {
 				free(canon);
-				return seterr(ld->err, ld->errlen, "%s:%d: include loop: %s is already being read",
-					      from, from_line, path);
+				return seterr(ld->err, ld->errlen,
+				              "%s:%d: include loop: %s is already being read", from,
+				              from_line, path);
 			}
 		free(canon);
 	}
 	if (!(text = read_whole(path)))
-		return seterr(ld->err, ld->errlen, "%s:%d: cannot read include file %s: %s", from, from_line, path,
-			      strerror(errno));
+		return seterr(ld->err, ld->errlen, "%s:%d: cannot read include file %s: %s", from, from_line,
+		              path, strerror(errno));
 	rc = load_nested(ld, text, path);
 	free(text);
 	return rc;
@@ -1106,10 +1152,11 @@ static int check_support(Loader *ld, const char *path)
 				continue;
 			text = value_text(ld->cf, s);
 			if (pass == 0)
-				seterr(ld->err, ld->errlen, "%s:%d: setting %s = %s is not supported yet", file,
-				       ld->set_line[i], s->name, text);
+				seterr(ld->err, ld->errlen, "%s:%d: setting %s = %s is not supported yet",
+				       file, ld->set_line[i], s->name, text);
 			else
-				warn(ld, "%s: setting %s = %s is not supported yet and is ignored", file, s->name, text);
+				warn(ld, "%s: setting %s = %s is not supported yet and is ignored", file,
+				     s->name, text);
 			free(text);
 			if (pass == 0)
 				return -1;
@@ -1120,7 +1167,7 @@ static int check_support(Loader *ld, const char *path)
 
 /* Shared by config_load and config_load_string: text is modified. */
 static Config *load_top(char *text, const char *path, ConfigWarnFn warn_cb, void *warn_arg, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	Loader ld;
 	int rc;
@@ -1162,8 +1209,8 @@ Config *config_load(const char *path, ConfigWarnFn warn_cb, void *warn_arg, char
 	return cf;
 }
 
-Config *config_load_string(const char *text, const char *path, ConfigWarnFn warn_cb, void *warn_arg, char *err,
-			   size_t errlen)
+Config *config_load_string(const char *text, const char *path, ConfigWarnFn warn_cb, void *warn_arg,
+                           char *err, size_t errlen)
 {
 	char *copy = xstrdup(text);
 	Config *cf = load_top(copy, path, warn_cb, warn_arg, err, errlen);

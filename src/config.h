@@ -36,12 +36,12 @@ typedef enum {
 /* One [databases] entry. Owned by its Config; freed by config_free(). Unset ints are -1,
  * unset strings NULL, meaning "inherit the global value". */
 typedef struct DatabaseDef {
-	char *name;            /* client-facing name; "*" is the fallback */
-	char *host;            /* NULL: Unix socket in the default dir; may be a comma list */
-	int port;              /* default 5432 */
-	char *dbname;          /* NULL: same as the client's database name */
-	char *user;            /* forced server user (single pool for the db) */
-	char *password;        /* password of the forced user */
+	char *name;     /* client-facing name; "*" is the fallback */
+	char *host;     /* NULL: Unix socket in the default dir; may be a comma list */
+	int port;       /* default 5432 */
+	char *dbname;   /* NULL: same as the client's database name */
+	char *user;     /* forced server user (single pool for the db) */
+	char *password; /* password of the forced user */
 	char *auth_user;
 	char *auth_query;
 	char *auth_dbname;
@@ -49,16 +49,16 @@ typedef struct DatabaseDef {
 	int min_pool_size;
 	int reserve_pool_size;
 	char *connect_query;
-	int pool_mode;         /* PoolMode, POOL_MODE_INHERIT when unset */
-	int load_balance_hosts;/* LoadBalanceHosts, -1 when unset */
+	int pool_mode;          /* PoolMode, POOL_MODE_INHERIT when unset */
+	int load_balance_hosts; /* LoadBalanceHosts, -1 when unset */
 	int max_db_connections;
 	int max_db_client_connections;
-	int server_lifetime;   /* integer seconds, -1 unset */
+	int server_lifetime; /* integer seconds, -1 unset */
 	char *client_encoding;
 	char *datestyle;
 	char *timezone;
 	char *application_name;
-	char *source_file;     /* where it was defined, for messages */
+	char *source_file; /* where it was defined, for messages */
 	int source_line;
 } DatabaseDef;
 
@@ -218,12 +218,12 @@ typedef enum {
 typedef struct Setting {
 	const char *name;
 	SettingType type;
-	size_t offset;            /* offsetof(Config, name) */
-	const char *default_value;/* as written in an ini file; NULL = unset */
-	int flags;                /* SETTING_NO_RELOAD */
+	size_t offset;             /* offsetof(Config, name) */
+	const char *default_value; /* as written in an ini file; NULL = unset */
+	int flags;                 /* SETTING_NO_RELOAD */
 	SettingSupport support;
 	const char *const *enum_names; /* SETTING_ENUM: NULL-terminated, index = value */
-	const char *help;         /* one line, for the entrypoint's --help and the README */
+	const char *help;              /* one line, for the entrypoint's --help and the README */
 } Setting;
 
 /* The table (sorted by name) and its length. */
@@ -243,7 +243,7 @@ Config *config_load(const char *path, ConfigWarnFn warn_cb, void *warn_arg, char
 
 /* Same, from a string (for tests and fuzzing); path is used in messages and for %include. */
 Config *config_load_string(const char *text, const char *path, ConfigWarnFn warn_cb, void *warn_arg,
-			   char *err, size_t errlen);
+                           char *err, size_t errlen);
 
 /* Set one [pgbouncer] key from its text form, validating it. Returns 0 or -1 with err. */
 int config_set(Config *cf, const char *key, const char *value, char *err, size_t errlen);

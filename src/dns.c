@@ -39,7 +39,7 @@ static void on_resolved(int err, struct evutil_addrinfo *res, void *arg)
 }
 
 struct evdns_getaddrinfo_request *dns_resolve(struct evdns_base *dns, const char *host, int port,
-					      DnsCallback cb, void *arg)
+                                              DnsCallback cb, void *arg)
 {
 	struct evutil_addrinfo hints;
 	char portstr[16];

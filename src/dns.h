@@ -15,7 +15,7 @@ struct evdns_base *dns_create(struct event_base *base, const char *resolv_conf);
  * /etc/hosts). Returns the request handle to cancel with dns_cancel(), or NULL if it already
  * completed. */
 struct evdns_getaddrinfo_request *dns_resolve(struct evdns_base *dns, const char *host, int port,
-					      DnsCallback cb, void *arg);
+                                              DnsCallback cb, void *arg);
 void dns_cancel(struct evdns_getaddrinfo_request *req);
 const char *dns_strerror(int err);
 

@@ -20,8 +20,7 @@ static void check_login_clients(Worker *w, usec_t now)
 {
 	const Config *cf = w->app->cf;
 	List *item, *tmp;
-	LIST_FOREACH_SAFE(item, tmp, &w->login_clients)
-	{
+	LIST_FOREACH_SAFE (item, tmp, &w->login_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		if (cf->client_login_timeout > 0 && now - c->connect_time > cf->client_login_timeout)
 			client_error_close(c, "08P01", "client_login_timeout");
@@ -34,8 +33,7 @@ static void check_pool_clients(Pool *p, usec_t now)
 	const Config *cf = app->cf;
 	char msg[256];
 	List *item, *tmp;
-	LIST_FOREACH_SAFE(item, tmp, &p->waiting_clients)
-	{
+	LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		usec_t waited = now - c->wait_start;
 		if (cf->query_wait_timeout > 0 && waited > cf->query_wait_timeout) {
@@ -55,12 +53,11 @@ static void check_pool_clients(Pool *p, usec_t now)
 		    waited >= (usec_t)cf->query_wait_notify * USEC_PER_SEC) {
 			c->wait_notified = true;
 			snprintf(msg, sizeof(msg),
-				 "No server connection available in postgres backend, client being queued");
+			         "No server connection available in postgres backend, client being queued");
 			client_send_notice(c, msg);
 		}
 	}
-	LIST_FOREACH_SAFE(item, tmp, &p->active_clients)
-	{
+	LIST_FOREACH_SAFE (item, tmp, &p->active_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		Server *s = c->link;
 		User *u = c->user;
@@ -92,22 +89,20 @@ static void check_pool_servers(Pool *p, usec_t now)
 {
 	const Config *cf = p->w->app->cf;
 	List *item, *tmp;
-	LIST_FOREACH_SAFE(item, tmp, &p->idle_servers)
-	{
+	LIST_FOREACH_SAFE (item, tmp, &p->idle_servers) {
 		Server *s = LIST_CONTAINER(item, Server, head);
 		usec_t lifetime = p->db->server_lifetime >= 0 ? (usec_t)p->db->server_lifetime * USEC_PER_SEC
-							      : cf->server_lifetime;
+		                                              : cf->server_lifetime;
 		int min_size = p->db->min_pool_size >= 0 ? p->db->min_pool_size : cf->min_pool_size;
 		if (s->close_needed)
 			server_close(s, "obsolete connection");
 		else if (cf->server_idle_timeout > 0 && now - s->idle_since > cf->server_idle_timeout &&
-			 pool_server_count(p) > min_size)
+		         pool_server_count(p) > min_size)
 			server_close(s, "server idle timeout");
 		else if (lifetime > 0 && now - s->connect_time > lifetime)
 			server_close(s, "server lifetime over");
 	}
-	LIST_FOREACH_SAFE(item, tmp, &p->new_servers)
-	{
+	LIST_FOREACH_SAFE (item, tmp, &p->new_servers) {
 		Server *s = LIST_CONTAINER(item, Server, head);
 		if (cf->server_connect_timeout > 0 && now - s->connect_time > cf->server_connect_timeout) {
 			/* Waiting login clients stay queued; query_wait_timeout decides for them. */
@@ -123,8 +118,7 @@ static void check_cancel_servers(Worker *w, usec_t now)
 {
 	const Config *cf = w->app->cf;
 	List *item, *tmp;
-	LIST_FOREACH_SAFE(item, tmp, &w->cancel_servers)
-	{
+	LIST_FOREACH_SAFE (item, tmp, &w->cancel_servers) {
 		Server *s = LIST_CONTAINER(item, Server, head);
 		if (cf->cancel_wait_timeout > 0 && now - s->connect_time > cf->cancel_wait_timeout)
 			server_close(s, "cancel_wait_timeout");
@@ -137,8 +131,7 @@ void janitor_run(Worker *w)
 	check_login_clients(w, now);
 	check_cancel_servers(w, now);
 	List *item, *tmp;
-	LIST_FOREACH_SAFE(item, tmp, &w->pools)
-	{
+	LIST_FOREACH_SAFE (item, tmp, &w->pools) {
 		Pool *p = LIST_CONTAINER(item, Pool, head);
 		check_pool_clients(p, now);
 		check_pool_servers(p, now);

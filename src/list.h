@@ -9,7 +9,7 @@ typedef struct List {
 	struct List *prev;
 } List;
 
-#define LIST_CONTAINER(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define LIST_CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static inline void list_init(List *l)
 {
@@ -62,8 +62,8 @@ static inline int list_count(const List *head)
 }
 
 #define LIST_FOREACH(item, head) for ((item) = (head)->next; (item) != (head); (item) = (item)->next)
-#define LIST_FOREACH_SAFE(item, tmp, head)                                                       \
-	for ((item) = (head)->next, (tmp) = (item)->next; (item) != (head);                      \
+#define LIST_FOREACH_SAFE(item, tmp, head)                                                                   \
+	for ((item) = (head)->next, (tmp) = (item)->next; (item) != (head);                                  \
 	     (item) = (tmp), (tmp) = (item)->next)
 
 #endif

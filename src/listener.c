@@ -88,7 +88,7 @@ static int open_unix(App *app, char *err, size_t errlen)
 	memset(&un, 0, sizeof(un));
 	un.sun_family = AF_UNIX;
 	int n = snprintf(un.sun_path, sizeof(un.sun_path), "%s/.s.PGSQL.%d", cf->unix_socket_dir,
-			 cf->listen_port);
+	                 cf->listen_port);
 	if (n >= (int)sizeof(un.sun_path)) {
 		snprintf(err, errlen, "unix_socket_dir too long: %s", cf->unix_socket_dir);
 		return -1;
@@ -118,7 +118,8 @@ static int open_unix(App *app, char *err, size_t errlen)
 	if (cf->unix_socket_group && *cf->unix_socket_group) {
 		struct group *gr = getgrnam(cf->unix_socket_group);
 		if (!gr || chown(un.sun_path, (uid_t)-1, gr->gr_gid) < 0) {
-			snprintf(err, errlen, "cannot set group %s on %s", cf->unix_socket_group, un.sun_path);
+			snprintf(err, errlen, "cannot set group %s on %s", cf->unix_socket_group,
+			         un.sun_path);
 			close(fd);
 			return -1;
 		}
@@ -212,7 +213,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 			if (errno == EMFILE || errno == ENFILE) {
 				/* Out of descriptors: stop accepting until the janitor's next pass. */
 				log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "accept() failed: %s",
-					strerror(errno));
+				        strerror(errno));
 				event_del(&l->ev);
 				l->ev_added = false;
 				return;

@@ -34,24 +34,24 @@ static void print_settings_table(void)
 		char sup[256];
 		printf("| %s | %s | %s | %s | %s |\n", s->name,
 		       s->default_value && *s->default_value ? s->default_value : "(unset)",
-		       (s->flags & SETTING_NO_RELOAD) ? "no" : "yes", config_describe_support(s, sup, sizeof(sup)),
-		       s->help);
+		       (s->flags & SETTING_NO_RELOAD) ? "no" : "yes",
+		       config_describe_support(s, sup, sizeof(sup)), s->help);
 	}
 }
 
 static void usage(FILE *out)
 {
 	fprintf(out, "tidepool is a PostgreSQL connection pooler, compatible with PgBouncer.\n\n"
-		     "Usage:\n"
-		     "  tidepool [OPTION]... CONFIG_FILE\n\n"
-		     "Options:\n"
-		     "  -d, --daemon         run in background (as a daemon)\n"
-		     "  -q, --quiet          run quietly (nothing on stderr)\n"
-		     "  -u, --user=USERNAME  assume identity of USERNAME\n"
-		     "  -v, --verbose        increase verbosity\n"
-		     "  -V, --version        show version, then exit\n"
-		     "      --list-settings  print the supported settings as a Markdown table\n"
-		     "  -h, --help           show this help, then exit\n");
+	             "Usage:\n"
+	             "  tidepool [OPTION]... CONFIG_FILE\n\n"
+	             "Options:\n"
+	             "  -d, --daemon         run in background (as a daemon)\n"
+	             "  -q, --quiet          run quietly (nothing on stderr)\n"
+	             "  -u, --user=USERNAME  assume identity of USERNAME\n"
+	             "  -v, --verbose        increase verbosity\n"
+	             "  -V, --version        show version, then exit\n"
+	             "      --list-settings  print the supported settings as a Markdown table\n"
+	             "  -h, --help           show this help, then exit\n");
 }
 
 static int write_pidfile(App *app)
@@ -65,7 +65,7 @@ static int write_pidfile(App *app)
 		if (fscanf(f, "%ld", &pid) == 1 && pid > 0 && pid != getpid() && kill((pid_t)pid, 0) == 0) {
 			fclose(f);
 			log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "pidfile %s: process %ld is still running",
-				path, pid);
+			        path, pid);
 			return -1;
 		}
 		fclose(f);
@@ -73,7 +73,7 @@ static int write_pidfile(App *app)
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "cannot write pidfile %s: %s", path,
-			strerror(errno));
+		        strerror(errno));
 		return -1;
 	}
 	char buf[32];
@@ -96,7 +96,7 @@ static int change_user(App *app, const char *user)
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "cannot change to user %s: %s", user,
-			strerror(errno));
+		        strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -127,9 +127,10 @@ static void log_fd_limits(App *app)
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
 		log_msg(&app->log, LOG_LEVEL_LOG, NULL,
-			"kernel file descriptor limit: %llu (hard: %llu); max_client_conn: %d, max expected fd use: %d",
-			(unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
-			app->cf->max_client_conn, app->cf->max_client_conn + 12);
+		        "kernel file descriptor limit: %llu (hard: %llu); max_client_conn: %d, max expected "
+		        "fd use: %d",
+		        (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+		        app->cf->max_client_conn, app->cf->max_client_conn + 12);
 }
 
 /* Everything after the command line; main() frees what it allocated whatever this returns. */
@@ -155,7 +156,7 @@ static int run(App *app)
 	const char *run_as = app->run_as_user ? app->run_as_user : app->cf->user;
 	if (geteuid() == 0 && (!run_as || !*run_as)) {
 		log_msg(&app->log, LOG_LEVEL_FATAL, NULL,
-			"tidepool should not run as root: use -u USER or the user setting");
+		        "tidepool should not run as root: use -u USER or the user setting");
 		return 1;
 	}
 	if (app->daemonize && (!app->cf->pidfile || !*app->cf->pidfile)) {
@@ -164,14 +165,15 @@ static int run(App *app)
 	}
 	if (log_open_file(&app->log, app->cf->logfile) < 0) {
 		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "cannot open logfile %s: %s", app->cf->logfile,
-			strerror(errno));
+		        strerror(errno));
 		return 1;
 	}
 	if (app_load_userlist(app, app->cf, &app->userlist, err, sizeof(err)) < 0) {
 		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "cannot load auth_file: %s", err);
 		return 1;
 	}
-	if (auth_prepare(app->cf, err, sizeof(err)) < 0 || tls_configure(app->cf, NULL, err, sizeof(err)) < 0) {
+	if (auth_prepare(app->cf, err, sizeof(err)) < 0 ||
+	    tls_configure(app->cf, NULL, err, sizeof(err)) < 0) {
 		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "%s", err);
 		return 1;
 	}
@@ -188,7 +190,7 @@ static int run(App *app)
 				struct passwd *pw = getpwnam(run_as);
 				if (pw && chown(app->listeners[i].path, pw->pw_uid, pw->pw_gid) < 0)
 					log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "chown %s: %s",
-						app->listeners[i].path, strerror(errno));
+					        app->listeners[i].path, strerror(errno));
 			}
 		if (change_user(app, run_as) < 0)
 			return 1;
@@ -221,21 +223,21 @@ static int run(App *app)
 	sigprocmask(SIG_UNBLOCK, &early, NULL);
 	if (app->cf->stats_period > 0) {
 		struct timeval tv = {(time_t)(app->cf->stats_period / USEC_PER_SEC),
-				     (suseconds_t)(app->cf->stats_period % USEC_PER_SEC)};
+		                     (suseconds_t)(app->cf->stats_period % USEC_PER_SEC)};
 		event_assign(&app->stats_ev, w->base, -1, EV_PERSIST, app_on_stats, app);
 		event_add(&app->stats_ev, &tv);
 	}
 	log_fd_limits(app);
 	for (int i = 0; i < app->n_listeners; i++) {
 		if (app->listeners[i].is_unix)
-			log_msg(&app->log, LOG_LEVEL_LOG, NULL, "listening on unix:%s", app->listeners[i].path);
+			log_msg(&app->log, LOG_LEVEL_LOG, NULL, "listening on unix:%s",
+			        app->listeners[i].path);
 	}
 	if (app->cf->listen_addr && *app->cf->listen_addr)
 		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "listening on %s:%d", app->cf->listen_addr,
-			app->cf->listen_port);
+		        app->cf->listen_port);
 	log_msg(&app->log, LOG_LEVEL_LOG, NULL, "process up: tidepool %s, libevent %s (%s), tls: %s",
-		TIDEPOOL_VERSION, event_get_version(), event_base_get_method(w->base),
-		OPENSSL_VERSION_TEXT);
+	        TIDEPOOL_VERSION, event_get_version(), event_base_get_method(w->base), OPENSSL_VERSION_TEXT);
 
 	event_base_dispatch(w->base);
 
@@ -262,12 +264,15 @@ static int run(App *app)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"daemon", no_argument, NULL, 'd'},  {"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'}, {"user", required_argument, NULL, 'u'},
-		{"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
-		{"reboot", no_argument, NULL, 'R'},  {"list-settings", no_argument, NULL, 'L'},
-		{NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"daemon", no_argument, NULL, 'd'},
+	                                         {"quiet", no_argument, NULL, 'q'},
+	                                         {"verbose", no_argument, NULL, 'v'},
+	                                         {"user", required_argument, NULL, 'u'},
+	                                         {"version", no_argument, NULL, 'V'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {"reboot", no_argument, NULL, 'R'},
+	                                         {"list-settings", no_argument, NULL, 'L'},
+	                                         {NULL, 0, NULL, 0}};
 	App app;
 	memset(&app, 0, sizeof(app));
 	log_init(&app.log);

@@ -114,7 +114,7 @@ void pktbuf_finish(PktBuf *pb)
 }
 
 static void write_error_like(PktBuf *pb, uint8_t type, const char *severity, const char *sqlstate,
-			     const char *msg)
+                             const char *msg)
 {
 	pktbuf_start(pb, type);
 	pktbuf_put_byte(pb, 'S');

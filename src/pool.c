@@ -140,16 +140,15 @@ static bool str_differs(const char *a, const char *b)
 static void mark_servers_close_needed(Worker *w, Database *db)
 {
 	List *pi, *si;
-	LIST_FOREACH(pi, &w->pools)
-	{
+	LIST_FOREACH (pi, &w->pools) {
 		Pool *p = LIST_CONTAINER(pi, Pool, head);
 		if (p->db != db)
 			continue;
 		List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers, &p->tested_servers,
-				 &p->new_servers};
+		                 &p->new_servers};
 		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
-			LIST_FOREACH(si, lists[i])
-		LIST_CONTAINER(si, Server, head)->close_needed = true;
+			LIST_FOREACH (si, lists[i])
+				LIST_CONTAINER(si, Server, head)->close_needed = true;
 	}
 }
 
@@ -158,8 +157,8 @@ static void db_apply_def(Worker *w, Database *db, const DatabaseDef *def, const 
 {
 	const char *dbname = def->dbname ? def->dbname : name;
 	bool changed = str_differs(db->host, def->host) || db->port != def->port ||
-		       str_differs(db->dbname, dbname) || str_differs(db->forced_user, def->user) ||
-		       str_differs(db->forced_password, def->password);
+	               str_differs(db->dbname, dbname) || str_differs(db->forced_user, def->user) ||
+	               str_differs(db->forced_password, def->password);
 	free(db->host);
 	free(db->dbname);
 	free(db->forced_user);
@@ -205,8 +204,7 @@ static Database *db_new(Worker *w, const char *name)
 Database *pool_find_database(Worker *w, const char *name)
 {
 	List *item;
-	LIST_FOREACH(item, &w->databases)
-	{
+	LIST_FOREACH (item, &w->databases) {
 		Database *db = LIST_CONTAINER(item, Database, head);
 		if (strcmp(db->name, name) == 0 && !db->removed)
 			return db;
@@ -227,8 +225,7 @@ Database *pool_find_database(Worker *w, const char *name)
 User *pool_find_user(Worker *w, const char *name)
 {
 	List *item;
-	LIST_FOREACH(item, &w->users)
-	{
+	LIST_FOREACH (item, &w->users) {
 		User *u = LIST_CONTAINER(item, User, head);
 		if (strcmp(u->name, name) == 0)
 			return (u->from_auth_file || u->from_config) ? u : NULL;
@@ -252,8 +249,7 @@ static User *user_new(Worker *w, const char *name)
 User *pool_get_user(Worker *w, const char *name)
 {
 	List *item;
-	LIST_FOREACH(item, &w->users)
-	{
+	LIST_FOREACH (item, &w->users) {
 		User *u = LIST_CONTAINER(item, User, head);
 		if (strcmp(u->name, name) == 0)
 			return u;
@@ -268,7 +264,7 @@ void pool_sync_config(Worker *w, const Config *cf, bool initial)
 	List *item;
 	if (initial) {
 		static const char *const builtin[] = {"client_encoding", "DateStyle", "TimeZone",
-						      "standard_conforming_strings", "application_name"};
+		                                      "standard_conforming_strings", "application_name"};
 		for (size_t i = 0; i < 5; i++)
 			w->var_names[w->var_count++] = strdup(builtin[i]);
 		const char *p = cf->track_extra_parameters ? cf->track_extra_parameters : "";
@@ -286,8 +282,7 @@ void pool_sync_config(Worker *w, const Config *cf, bool initial)
 			p += n;
 		}
 	}
-	LIST_FOREACH(item, &w->databases)
-	{
+	LIST_FOREACH (item, &w->databases) {
 		Database *db = LIST_CONTAINER(item, Database, head);
 		const DatabaseDef *def = config_find_database(cf, db->name, 0);
 		if (def) {
@@ -304,8 +299,7 @@ void pool_sync_config(Worker *w, const Config *cf, bool initial)
 		if (strcmp(def->name, "*") == 0)
 			continue;
 		bool found = false;
-		LIST_FOREACH(item, &w->databases)
-		{
+		LIST_FOREACH (item, &w->databases) {
 			Database *db = LIST_CONTAINER(item, Database, head);
 			if (strcmp(db->name, def->name) == 0) {
 				found = true;
@@ -318,8 +312,7 @@ void pool_sync_config(Worker *w, const Config *cf, bool initial)
 				db_apply_def(w, db, def, def->name);
 		}
 	}
-	LIST_FOREACH(item, &w->users)
-	{
+	LIST_FOREACH (item, &w->users) {
 		User *u = LIST_CONTAINER(item, User, head);
 		const UserEntry *e = app->userlist ? userlist_find(app->userlist, u->name) : NULL;
 		free(u->secret);
@@ -337,8 +330,7 @@ void pool_sync_config(Worker *w, const Config *cf, bool initial)
 			}
 		}
 	}
-	LIST_FOREACH(item, &w->users)
-	{
+	LIST_FOREACH (item, &w->users) {
 		User *u = LIST_CONTAINER(item, User, head);
 		const UserDef *ud = config_find_user(cf, u->name);
 		u->pool_size = ud ? ud->pool_size : -1;
@@ -375,8 +367,7 @@ void pool_sync_config(Worker *w, const Config *cf, bool initial)
 Pool *pool_get(Worker *w, Database *db, User *user)
 {
 	List *item;
-	LIST_FOREACH(item, &w->pools)
-	{
+	LIST_FOREACH (item, &w->pools) {
 		Pool *p = LIST_CONTAINER(item, Pool, head);
 		if (p->db == db && p->user == user)
 			return p;
@@ -411,7 +402,8 @@ int pool_size_of(const Pool *p)
 
 int pool_reserve_of(const Pool *p)
 {
-	return layered(p->user->reserve_pool_size, p->db->reserve_pool_size, p->w->app->cf->reserve_pool_size);
+	return layered(p->user->reserve_pool_size, p->db->reserve_pool_size,
+	               p->w->app->cf->reserve_pool_size);
 }
 
 int pool_server_count(const Pool *p)
@@ -424,8 +416,7 @@ static int count_waiting(const Pool *p, usec_t *oldest_wait)
 	int n = 0;
 	const List *item;
 	*oldest_wait = 0;
-	LIST_FOREACH(item, &p->waiting_clients)
-	{
+	LIST_FOREACH (item, &p->waiting_clients) {
 		const Client *c = LIST_CONTAINER(item, Client, head);
 		if (!*oldest_wait || c->wait_start < *oldest_wait)
 			*oldest_wait = c->wait_start;
@@ -461,16 +452,16 @@ void pool_launch_if_needed(Pool *p)
 	    total < min_size && want < min_size - total)
 		want = min_size - total;
 	int db_max = p->db->max_db_connections >= 0 ? p->db->max_db_connections : cf->max_db_connections;
-	int user_max = p->user->max_user_connections >= 0 ? p->user->max_user_connections
-							  : cf->max_user_connections;
+	int user_max =
+	    p->user->max_user_connections >= 0 ? p->user->max_user_connections : cf->max_user_connections;
 	while (want > 0) {
 		if (size > 0 && total >= size) {
 			bool reserve_ok = reserve > 0 && total < size + reserve && waiting > 0 &&
-					  now - oldest >= cf->reserve_pool_timeout;
+			                  now - oldest >= cf->reserve_pool_timeout;
 			if (!reserve_ok)
 				break;
 			log_msg(&app->log, LOG_LEVEL_LOG, NULL, "taking connection from reserve_pool (%s/%s)",
-				p->db->name, p->user->name);
+			        p->db->name, p->user->name);
 		}
 		if (db_max > 0 && p->db->server_count >= db_max)
 			break;
@@ -506,8 +497,8 @@ static bool server_expired(const Server *s, usec_t now)
 {
 	const Config *cf = s->w->app->cf;
 	usec_t lifetime = s->pool->db->server_lifetime >= 0
-				  ? (usec_t)s->pool->db->server_lifetime * USEC_PER_SEC
-				  : cf->server_lifetime;
+	                      ? (usec_t)s->pool->db->server_lifetime * USEC_PER_SEC
+	                      : cf->server_lifetime;
 	return lifetime > 0 && now - s->connect_time >= lifetime;
 }
 
@@ -531,14 +522,14 @@ bool pool_find_server(Client *c)
 				server_close(s, "server lifetime over");
 				continue;
 			}
-			if (cf->server_check_query && *cf->server_check_query && cf->server_check_delay >= 0 &&
-			    now - s->idle_since > cf->server_check_delay) {
+			if (cf->server_check_query && *cf->server_check_query &&
+			    cf->server_check_delay >= 0 && now - s->idle_since > cf->server_check_delay) {
 				/* Test it before trusting it; the client waits for this or another one. */
 				server_set_state(s, SV_TESTED);
 				s->running_internal = true;
 				server_send_query(s, strcmp(cf->server_check_query, "<empty>") == 0
-							     ? ""
-							     : cf->server_check_query);
+				                         ? ""
+				                         : cf->server_check_query);
 				continue;
 			}
 			link_pair(c, s);
@@ -551,8 +542,9 @@ bool pool_find_server(Client *c)
 	}
 	if (p->last_login_fail && now - p->last_login_fail < cf->server_login_retry &&
 	    list_empty(&p->new_servers) && p->welcome.ready && !p->last_login_sqlstate_is_starting) {
-		snprintf(msg, sizeof(msg), "server login has been failing, cached error: %s (server_login_retry)",
-			 p->last_login_error);
+		snprintf(msg, sizeof(msg),
+		         "server login has been failing, cached error: %s (server_login_retry)",
+		         p->last_login_error);
 		client_error_close(c, "08P01", msg);
 		return false;
 	}
@@ -578,8 +570,7 @@ void pool_server_ready(Server *s)
 		return;
 	}
 	List *item;
-	LIST_FOREACH(item, &p->waiting_clients)
-	{
+	LIST_FOREACH (item, &p->waiting_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		if (c->state != CL_WAITING)
 			continue;
@@ -610,7 +601,7 @@ void pool_release_server(Server *s)
 	}
 	int mode = pool_mode_of(s->pool, cf);
 	bool reset = cf->server_reset_query && *cf->server_reset_query &&
-		     (mode == POOL_MODE_SESSION || cf->server_reset_query_always);
+	             (mode == POOL_MODE_SESSION || cf->server_reset_query_always);
 	if (reset && !s->close_needed) {
 		/* DISCARD ALL (the default) drops the server's prepared statements too. */
 		ps_server_forget_all(s);
@@ -626,8 +617,7 @@ void pool_release_server(Server *s)
 void pool_fail_waiting(Pool *p, const char *reason, bool login_only)
 {
 	List *item, *tmp;
-	LIST_FOREACH_SAFE(item, tmp, &p->waiting_clients)
-	{
+	LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		if (login_only && c->state != CL_WAITING_LOGIN)
 			continue;
@@ -714,8 +704,7 @@ void pool_free_all(Worker *w)
 	List *item;
 	free_client_list(&w->login_clients);
 	free_server_list(&w->cancel_servers);
-	LIST_FOREACH(item, &w->pools)
-	{
+	LIST_FOREACH (item, &w->pools) {
 		Pool *p = LIST_CONTAINER(item, Pool, head);
 		free_client_list(&p->active_clients);
 		free_client_list(&p->waiting_clients);

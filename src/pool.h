@@ -40,9 +40,9 @@ typedef struct VarCache {
 typedef struct Database {
 	List head;
 	char name[64];
-	char *host;          /* NULL: Unix socket */
+	char *host; /* NULL: Unix socket */
 	int port;
-	char *dbname;        /* server-side database name */
+	char *dbname; /* server-side database name */
 	char *forced_user;
 	char *forced_password;
 	char *connect_query;
@@ -50,15 +50,15 @@ typedef struct Database {
 	int max_db_connections, max_db_client_connections;
 	int server_lifetime; /* -1 inherit */
 	char *startup_client_encoding, *startup_datestyle, *startup_timezone, *startup_application_name;
-	bool autodb;         /* created from the "*" entry */
-	bool removed;        /* gone from the config; clients get "database removed" */
+	bool autodb;  /* created from the "*" entry */
+	bool removed; /* gone from the config; clients get "database removed" */
 	bool disabled;
 	bool paused;
 	usec_t last_used;
-	int client_count;    /* logged-in and logging-in clients */
-	int server_count;    /* all servers of all its pools */
+	int client_count; /* logged-in and logging-in clients */
+	int server_count; /* all servers of all its pools */
 	Stats stats;
-	char *host_rr_next;  /* round-robin position in a host list (points into host) */
+	char *host_rr_next; /* round-robin position in a host list (points into host) */
 	int host_rr_index;
 } Database;
 
@@ -66,7 +66,7 @@ typedef struct Database {
 typedef struct User {
 	List head;
 	char name[64];
-	char *secret;        /* plain password, md5... or SCRAM secret; NULL when unknown */
+	char *secret; /* plain password, md5... or SCRAM secret; NULL when unknown */
 	int pool_size, reserve_pool_size, pool_mode;
 	int max_user_connections, max_user_client_connections;
 	usec_t query_timeout, idle_transaction_timeout, transaction_timeout, client_idle_timeout;
@@ -102,11 +102,11 @@ struct Pool {
 	List tested_servers;  /* SV_TESTED: running reset or check query */
 	List new_servers;     /* SV_LOGIN: connecting / logging in */
 	Welcome welcome;
-	usec_t last_login_fail;  /* for server_login_retry */
+	usec_t last_login_fail; /* for server_login_retry */
 	char last_login_error[256];
 	int last_login_sqlstate_is_starting; /* 57P03: keep waiting clients */
-	int waiting_count;    /* clients on waiting_clients */
-	int server_count;     /* servers on any of the five server lists */
+	int waiting_count;                   /* clients on waiting_clients */
+	int server_count;                    /* servers on any of the five server lists */
 };
 
 typedef enum {
@@ -130,7 +130,7 @@ typedef enum {
 
 typedef enum {
 	AUTH_STEP_NONE = 0,
-	AUTH_STEP_PASSWORD, /* waiting for a PasswordMessage */
+	AUTH_STEP_PASSWORD,     /* waiting for a PasswordMessage */
 	AUTH_STEP_SASL_INITIAL, /* waiting for a SASLInitialResponse */
 	AUTH_STEP_SASL_FINAL,   /* waiting for the SASLResponse with the client proof */
 	AUTH_STEP_DONE,
@@ -160,17 +160,17 @@ struct Client {
 	usec_t xact_start;
 	usec_t query_start;
 	bool wait_notified;
-	bool counted;        /* included in the db/user client counts */
-	bool is_cancel;      /* a cancel request connection */
+	bool counted;   /* included in the db/user client counts */
+	bool is_cancel; /* a cancel request connection */
 	AuthStep auth_step;
-	int auth_method;     /* AUTH_TYPE_* of this login: auth_type, or the HBA rule's (auth.c) */
+	int auth_method; /* AUTH_TYPE_* of this login: auth_type, or the HBA rule's (auth.c) */
 	uint8_t salt[4];
-	char *password;      /* password the client gave (plain auth), for server login */
-	ScramServer *sasl;   /* SCRAM exchange in progress (auth.c); wiped and freed after */
-	char tls[96];        /* "TLSv1.3/cipher..." once on TLS (SHOW CLIENTS tls), else "" */
+	char *password;    /* password the client gave (plain auth), for server login */
+	ScramServer *sasl; /* SCRAM exchange in progress (auth.c); wiped and freed after */
+	char tls[96];      /* "TLSv1.3/cipher..." once on TLS (SHOW CLIENTS tls), else "" */
 	VarCache vars;
 	char *startup_options_ignored;
-	ClientPsMap ps_map;  /* its named prepared statements */
+	ClientPsMap ps_map; /* its named prepared statements */
 	char log_prefix[160];
 	/* Admin console (admin.c): access level (ADMIN_*), a command whose reply waits
 	 * (PAUSE, SUSPEND, WAIT_CLOSE) and for which database (NULL: all). */
@@ -195,23 +195,23 @@ struct Server {
 	usec_t idle_since;
 	usec_t query_start;
 	usec_t xact_start;
-	char ready_status;      /* last ReadyForQuery status: I, T, E */
-	bool ready;             /* last packet was ReadyForQuery: nothing in flight */
-	int expect_rfq;         /* ReadyForQuery messages still owed for forwarded requests */
+	char ready_status;               /* last ReadyForQuery status: I, T, E */
+	bool ready;                      /* last packet was ReadyForQuery: nothing in flight */
+	int expect_rfq;                  /* ReadyForQuery messages still owed for forwarded requests */
 	struct sockaddr_storage peer_sa; /* where it connected, reused for cancel requests */
 	socklen_t peer_salen;
 	struct evdns_getaddrinfo_request *dns_req;
-	bool internal_failed;   /* our own query got an ErrorResponse */
-	ServerPs *ps;           /* prepared statements and owed replies; NULL until used */
-	int welcome_tmp_n;      /* parameters seen during login, before the pool has a welcome */
+	bool internal_failed; /* our own query got an ErrorResponse */
+	ServerPs *ps;         /* prepared statements and owed replies; NULL until used */
+	int welcome_tmp_n;    /* parameters seen during login, before the pool has a welcome */
 	char *welcome_tmp_names[64];
 	char *welcome_tmp_values[64];
 	bool close_needed;
-	bool setting_vars;      /* swallowing replies to our own SET */
-	bool running_internal;  /* reset / check / connect_query in progress */
+	bool setting_vars;     /* swallowing replies to our own SET */
+	bool running_internal; /* reset / check / connect_query in progress */
 	bool release_on_flush;
 	bool login_done;
-	bool is_cancel;         /* a cancel request connection */
+	bool is_cancel; /* a cancel request connection */
 	bool ever_connected;
 	int addr_family;
 	char addr[INET6_ADDRSTRLEN + 8];
@@ -220,9 +220,9 @@ struct Server {
 	int local_port;
 	ScramClient scram;
 	int scram_step;
-	char host[256];         /* the host name or address connected to (TLS SNI, verify-full) */
-	void *auth_req;         /* an auth_query lookup running on it (authquery.c), or NULL */
-	char tls[96];           /* "TLSv1.3/cipher..." once on TLS (SHOW SERVERS tls), else "" */
+	char host[256]; /* the host name or address connected to (TLS SNI, verify-full) */
+	void *auth_req; /* an auth_query lookup running on it (authquery.c), or NULL */
+	char tls[96];   /* "TLSv1.3/cipher..." once on TLS (SHOW SERVERS tls), else "" */
 	VarCache vars;
 	uint32_t cancel_target_pid, cancel_target_key;
 	char log_prefix[160];
@@ -239,8 +239,8 @@ struct Worker {
 	List login_clients;
 	List justfree_clients;
 	List justfree_servers;
-	List cancel_servers;   /* servers carrying a CancelRequest */
-	int client_count;      /* for max_client_conn */
+	List cancel_servers; /* servers carrying a CancelRequest */
+	int client_count;    /* for max_client_conn */
 	uint32_t next_id;
 	int var_count;
 	char *var_names[VAR_MAX];

@@ -496,7 +496,8 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 		}
 		const char *name = proto_get_string(&r);
 		if (!name || r.err)
-			return client_error(c, t == 'B' ? "invalid Bind message" : "invalid Describe message");
+			return client_error(c,
+			                    t == 'B' ? "invalid Bind message" : "invalid Describe message");
 		PreparedStatement *ps = (*name && sub == 'S') ? client_get(c, name) : NULL;
 		if (!ps) {
 			/* Unnamed, a portal, or unknown: PostgreSQL answers it as it is. */
@@ -514,7 +515,8 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 		uint8_t mem[600];
 		pktbuf_init_fixed(&pb, mem, sizeof(mem));
 		pktbuf_put_byte(&pb, t);
-		uint32_t newlen = pkt->len - 1 - (uint32_t)(strlen(name) + 1) + (uint32_t)strlen(ps->server_name) + 1;
+		uint32_t newlen =
+		    pkt->len - 1 - (uint32_t)(strlen(name) + 1) + (uint32_t)strlen(ps->server_name) + 1;
 		pktbuf_put_int32(&pb, newlen);
 		if (t == 'B')
 			pktbuf_put_string(&pb, portal);
@@ -560,7 +562,8 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 		return true;
 	}
 	case 'Q':
-		if (pkt->avail == pkt->len && sql_clears_statements((const char *)pkt->data + 5, pkt->len - 5)) {
+		if (pkt->avail == pkt->len &&
+		    sql_clears_statements((const char *)pkt->data + 5, pkt->len - 5)) {
 			client_clear(c);
 			ps_server_forget_all(s);
 		}

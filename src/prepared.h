@@ -48,16 +48,16 @@ typedef struct ClientPsMap {
 
 /* What a response from the server means for the client. */
 typedef enum {
-	RESP_FORWARD = 0,  /* the client sent this message and gets the reply */
-	RESP_FAKE_PARSE,   /* the client gets a ParseComplete we make (server never saw its Parse) */
-	RESP_FAKE_CLOSE,   /* likewise CloseComplete */
-	RESP_SWALLOW,      /* our own injected message: the reply is not forwarded */
+	RESP_FORWARD = 0, /* the client sent this message and gets the reply */
+	RESP_FAKE_PARSE,  /* the client gets a ParseComplete we make (server never saw its Parse) */
+	RESP_FAKE_CLOSE,  /* likewise CloseComplete */
+	RESP_SWALLOW,     /* our own injected message: the reply is not forwarded */
 } RespAction;
 
 typedef struct PendingResp {
-	uint8_t msg;    /* client message type it answers: P B D E C S Q F */
-	uint8_t action; /* RespAction */
-	uint8_t sub;    /* Describe/Close target: 'S' or 'P' */
+	uint8_t msg;           /* client message type it answers: P B D E C S Q F */
+	uint8_t action;        /* RespAction */
+	uint8_t sub;           /* Describe/Close target: 'S' or 'P' */
 	PreparedStatement *ps; /* Parse entries: the statement being prepared on the server */
 } PendingResp;
 

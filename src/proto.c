@@ -8,8 +8,7 @@ static uint32_t be32(const uint8_t *p)
 	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-ProtoResult proto_parse_header(const uint8_t *buf, size_t buflen, bool startup, uint32_t max_len,
-			       PktHdr *hdr)
+ProtoResult proto_parse_header(const uint8_t *buf, size_t buflen, bool startup, uint32_t max_len, PktHdr *hdr)
 {
 	uint32_t hdr_len = startup ? 4 : 5;
 	if (buflen < hdr_len)

@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_V3 196608u
+#define PROTO_V3             196608u
 #define PROTO_CANCEL_REQUEST 80877102u
-#define PROTO_SSL_REQUEST 80877103u
+#define PROTO_SSL_REQUEST    80877103u
 #define PROTO_GSSENC_REQUEST 80877104u
 
 /* Largest startup packet accepted (PostgreSQL uses 10000). */
@@ -33,7 +33,7 @@ typedef struct PktHdr {
 /* Parse the header at buf. startup: the packet has no type byte. max_len bounds len.
  * Returns PROTO_OK with hdr filled, PROTO_NEED_MORE, or PROTO_ERROR (length out of range). */
 ProtoResult proto_parse_header(const uint8_t *buf, size_t buflen, bool startup, uint32_t max_len,
-			       PktHdr *hdr);
+                               PktHdr *hdr);
 
 /* Sequential reader over a complete packet body. Any overrun sets err and returns zeros. */
 typedef struct PktReader {

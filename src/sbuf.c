@@ -79,8 +79,7 @@ static void maybe_release_buf(SBuf *sb)
 	}
 }
 
-int sbuf_init(SBuf *sb, struct event_base *base, BufPool *bp, uint32_t bufsize, SBufCallback cb,
-	      void *owner)
+int sbuf_init(SBuf *sb, struct event_base *base, BufPool *bp, uint32_t bufsize, SBufCallback cb, void *owner)
 {
 	memset(sb, 0, sizeof(*sb));
 	sb->fd = -1;
@@ -166,7 +165,8 @@ static void tune_socket(int fd, bool is_unix, const SockOpts *o)
 			setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &o->keepintvl, sizeof(o->keepintvl));
 	}
 	if (o->user_timeout_ms > 0)
-		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &o->user_timeout_ms, sizeof(o->user_timeout_ms));
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &o->user_timeout_ms,
+		           sizeof(o->user_timeout_ms));
 }
 
 static void assign_events(SBuf *sb)
@@ -189,7 +189,7 @@ int sbuf_accept(SBuf *sb, int fd, bool is_unix, const SockOpts *opts)
 }
 
 int sbuf_connect(SBuf *sb, const struct sockaddr *sa, socklen_t salen, int64_t timeout_usec,
-		 const SockOpts *opts)
+                 const SockOpts *opts)
 {
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -490,9 +490,9 @@ static void process(SBuf *sb)
 		if (sb->pkt_pos >= sb->recv_pos)
 			break;
 		PktHdr hdr;
-		ProtoResult r = proto_parse_header(sb->buf + sb->pkt_pos, sb->recv_pos - sb->pkt_pos,
-						   sb->startup, sb->startup ? PROTO_MAX_STARTUP : sb->max_packet,
-						   &hdr);
+		ProtoResult r =
+		    proto_parse_header(sb->buf + sb->pkt_pos, sb->recv_pos - sb->pkt_pos, sb->startup,
+		                       sb->startup ? PROTO_MAX_STARTUP : sb->max_packet, &hdr);
 		if (r == PROTO_NEED_MORE)
 			break;
 		if (r == PROTO_ERROR) {

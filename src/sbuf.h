@@ -28,10 +28,10 @@ void bufpool_init(BufPool *bp, uint32_t size);
 void bufpool_free(BufPool *bp);
 
 typedef enum {
-	SBUF_EV_READ,           /* a packet header is available (whole packet if it fits the buffer) */
-	SBUF_EV_RECV_FAILED,    /* EOF or read error on this socket */
-	SBUF_EV_SEND_FAILED,    /* forwarding to the peer failed */
-	SBUF_EV_BAD_PACKET,     /* unparsable header (length out of range) */
+	SBUF_EV_READ,        /* a packet header is available (whole packet if it fits the buffer) */
+	SBUF_EV_RECV_FAILED, /* EOF or read error on this socket */
+	SBUF_EV_SEND_FAILED, /* forwarding to the peer failed */
+	SBUF_EV_BAD_PACKET,  /* unparsable header (length out of range) */
 	SBUF_EV_CONNECT_OK,
 	SBUF_EV_CONNECT_FAILED, /* errno-like code in sb->last_errno */
 	SBUF_EV_FLUSH,          /* everything forwarded so far was written (after sbuf_want_flush) */
@@ -83,11 +83,11 @@ struct SBuf {
 	bool read_added;
 	bool write_added;
 	bool connecting;
-	bool paused;       /* callback asked to stop until sbuf_continue */
-	bool startup;      /* next packet has no type byte */
-	bool want_flush;   /* deliver SBUF_EV_FLUSH once pending bytes are written */
+	bool paused;     /* callback asked to stop until sbuf_continue */
+	bool startup;    /* next packet has no type byte */
+	bool want_flush; /* deliver SBUF_EV_FLUSH once pending bytes are written */
 	bool closed;
-	bool in_process;   /* re-entrancy guard */
+	bool in_process;       /* re-entrancy guard */
 	bool resume_requested; /* sbuf_continue() called from inside a callback */
 	bool retry_requested;  /* sbuf_retry_after_flush(): flush, then re-deliver the packet */
 	uint32_t need_bytes;   /* sbuf_require(): deliver the packet once this much of it is here */
@@ -104,11 +104,11 @@ struct SBuf {
 	SBuf *blocked_src; /* a peer waiting for this socket to become writable */
 	uint8_t *buf;
 	uint32_t size;
-	uint32_t recv_pos; /* end of received bytes */
-	uint32_t pkt_pos;  /* start of bytes not yet handled */
-	uint32_t send_pos; /* start of handled bytes still to be written to dst */
+	uint32_t recv_pos;   /* end of received bytes */
+	uint32_t pkt_pos;    /* start of bytes not yet handled */
+	uint32_t send_pos;   /* start of handled bytes still to be written to dst */
 	uint32_t pkt_remain; /* bytes of the current packet beyond pkt_pos still to handle */
-	bool pkt_skip;     /* current packet is being skipped, not sent */
+	bool pkt_skip;       /* current packet is being skipped, not sent */
 	uint32_t max_packet;
 	uint64_t bytes_recv;
 	uint64_t bytes_sent;
@@ -116,15 +116,14 @@ struct SBuf {
 };
 
 /* bp: where the buffer comes from while bytes are in it (NULL: a buffer of its own, for life). */
-int sbuf_init(SBuf *sb, struct event_base *base, BufPool *bp, uint32_t bufsize, SBufCallback cb,
-	      void *owner);
+int sbuf_init(SBuf *sb, struct event_base *base, BufPool *bp, uint32_t bufsize, SBufCallback cb, void *owner);
 void sbuf_free(SBuf *sb);
 
 /* Take an accepted socket (made non-blocking here) and start reading. */
 int sbuf_accept(SBuf *sb, int fd, bool is_unix, const SockOpts *opts);
 /* Start a non-blocking connect; result comes as CONNECT_OK / CONNECT_FAILED. */
 int sbuf_connect(SBuf *sb, const struct sockaddr *sa, socklen_t salen, int64_t timeout_usec,
-		 const SockOpts *opts);
+                 const SockOpts *opts);
 /* Close the socket now (idempotent); events are removed, pending bytes dropped. */
 void sbuf_close(SBuf *sb);
 

@@ -15,11 +15,10 @@
 /* base64("n,,"): the gs2 header echoed in client-final, no channel binding */
 #define SCRAM_GS2_B64 "biws"
 
-static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-__attribute__((format(printf, 3, 4))) static void scram_set_err(char *err, size_t errlen,
-								const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void scram_set_err(char *err, size_t errlen, const char *fmt,
+                                                                ...)
 {
 	va_list ap;
 
@@ -126,9 +125,8 @@ static int md5_hex_parts(const void *a, size_t alen, const void *b, size_t blen,
 	unsigned int mdlen = 0;
 	int ok;
 
-	ok = ctx && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
-	     EVP_DigestUpdate(ctx, a, alen) == 1 && EVP_DigestUpdate(ctx, b, blen) == 1 &&
-	     EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 16;
+	ok = ctx && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 && EVP_DigestUpdate(ctx, a, alen) == 1 &&
+	     EVP_DigestUpdate(ctx, b, blen) == 1 && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 16;
 	EVP_MD_CTX_free(ctx);
 	if (!ok) {
 		out[0] = '\0';
@@ -189,8 +187,7 @@ void pg_md5_response(const char *secret, const char *user, const uint8_t salt[4]
 	OPENSSL_cleanse(inner, sizeof(inner));
 }
 
-int pg_md5_check(const char *secret, const char *user, const uint8_t salt[4],
-		 const char *client_response)
+int pg_md5_check(const char *secret, const char *user, const uint8_t salt[4], const char *client_response)
 {
 	ScramSecret scram;
 	char expected[36];
@@ -214,12 +211,11 @@ int pg_md5_check(const char *secret, const char *user, const uint8_t salt[4],
 /* SCRAM key derivation ------------------------------------------------------------------ */
 
 static int hmac_sha256(const uint8_t *key, size_t keylen, const void *data, size_t len,
-		       uint8_t out[SCRAM_KEY_LEN])
+                       uint8_t out[SCRAM_KEY_LEN])
 {
 	unsigned int outlen = 0;
 
-	if (!HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &outlen) ||
-	    outlen != SCRAM_KEY_LEN)
+	if (!HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &outlen) || outlen != SCRAM_KEY_LEN)
 		return -1;
 	return 0;
 }
@@ -228,8 +224,7 @@ static int sha256(const void *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
 {
 	unsigned int outlen = 0;
 
-	if (EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL) != 1 ||
-	    outlen != SCRAM_KEY_LEN)
+	if (EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL) != 1 || outlen != SCRAM_KEY_LEN)
 		return -1;
 	return 0;
 }
@@ -242,17 +237,17 @@ static int sha256(const void *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
  * bytes are always right there. We do not implement SASLprep and always use the raw bytes;
  * a non-ASCII password only agrees with PostgreSQL if it is already in SASLprep (NFKC) form,
  * which is how keyboards normally produce it. */
-static int scram_derive_keys(const char *password, size_t password_len, const uint8_t *salt,
-			     size_t salt_len, int iterations, uint8_t client_key[SCRAM_KEY_LEN],
-			     uint8_t stored_key[SCRAM_KEY_LEN], uint8_t server_key[SCRAM_KEY_LEN])
+static int scram_derive_keys(const char *password, size_t password_len, const uint8_t *salt, size_t salt_len,
+                             int iterations, uint8_t client_key[SCRAM_KEY_LEN],
+                             uint8_t stored_key[SCRAM_KEY_LEN], uint8_t server_key[SCRAM_KEY_LEN])
 {
 	uint8_t salted[SCRAM_KEY_LEN];
 	int rc = -1;
 
 	if (password_len > SCRAM_MAX_PASSWORD || salt_len > SCRAM_MAX_SALT)
 		return -1;
-	if (PKCS5_PBKDF2_HMAC(password, (int)password_len, salt, (int)salt_len, iterations,
-			      EVP_sha256(), SCRAM_KEY_LEN, salted) != 1)
+	if (PKCS5_PBKDF2_HMAC(password, (int)password_len, salt, (int)salt_len, iterations, EVP_sha256(),
+	                      SCRAM_KEY_LEN, salted) != 1)
 		goto out;
 	if (hmac_sha256(salted, sizeof(salted), "Client Key", 10, client_key) < 0 ||
 	    sha256(client_key, SCRAM_KEY_LEN, stored_key) < 0 ||
@@ -289,9 +284,8 @@ static void scram_client_fail(ScramClient *sc)
 	sc->state = SCRAM_STATE_FAILED;
 }
 
-int scram_client_start_with_nonce(ScramClient *sc, const char *password, const char *user,
-				  const char *nonce, char *out, size_t outlen,
-				  size_t *outlen_used)
+int scram_client_start_with_nonce(ScramClient *sc, const char *password, const char *user, const char *nonce,
+                                  char *out, size_t outlen, size_t *outlen_used)
 {
 	size_t plen = strlen(password), nlen = strlen(nonce), ulen = user ? strlen(user) : 0;
 	size_t o = 0;
@@ -336,8 +330,7 @@ fail:
 	return -1;
 }
 
-int scram_client_start(ScramClient *sc, const char *password, char *out, size_t outlen,
-		       size_t *outlen_used)
+int scram_client_start(ScramClient *sc, const char *password, char *out, size_t outlen, size_t *outlen_used)
 {
 	uint8_t raw[SCRAM_RAW_NONCE_LEN];
 	char nonce[(SCRAM_RAW_NONCE_LEN + 2) / 3 * 4 + 1];
@@ -348,8 +341,7 @@ int scram_client_start(ScramClient *sc, const char *password, char *out, size_t 
 		return -1;
 	}
 	/* PostgreSQL takes the user from the startup packet and expects an empty n= here */
-	return scram_client_start_with_nonce(sc, password, NULL, nonce, out, outlen,
-					     outlen_used);
+	return scram_client_start_with_nonce(sc, password, NULL, nonce, out, outlen, outlen_used);
 }
 
 /* Copy printable server text into buf for an error message, so a hostile server cannot put
@@ -371,12 +363,11 @@ static size_t scram_attr_len(const char *p)
 	return c ? (size_t)(c - p) : strlen(p);
 }
 
-int scram_client_continue(ScramClient *sc, const char *server_first, size_t len, char *out,
-			  size_t outlen, size_t *outlen_used, char *err, size_t errlen)
+int scram_client_continue(ScramClient *sc, const char *server_first, size_t len, char *out, size_t outlen,
+                          size_t *outlen_used, char *err, size_t errlen)
 {
 	/* client-first-bare "," server-first "," "c=biws,r=" nonce */
-	char authmsg[SCRAM_MAX_FIRST_BARE + 1 + SCRAM_MAX_SERVER_MSG + 1 + 9 +
-		     SCRAM_MAX_SERVER_MSG + 1];
+	char authmsg[SCRAM_MAX_FIRST_BARE + 1 + SCRAM_MAX_SERVER_MSG + 1 + 9 + SCRAM_MAX_SERVER_MSG + 1];
 	char msg[SCRAM_MAX_SERVER_MSG + 1];
 	char shown[128];
 	uint8_t salt[SCRAM_MAX_SALT];
@@ -407,7 +398,7 @@ int scram_client_continue(ScramClient *sc, const char *server_first, size_t len,
 
 	if (strncmp(p, "e=", 2) == 0) {
 		scram_set_err(err, errlen, "SCRAM: server error: %s",
-			      scram_sanitize(p + 2, scram_attr_len(p + 2), shown, sizeof(shown)));
+		              scram_sanitize(p + 2, scram_attr_len(p + 2), shown, sizeof(shown)));
 		goto fail;
 	}
 	if (strncmp(p, "m=", 2) == 0) {
@@ -442,7 +433,7 @@ int scram_client_continue(ScramClient *sc, const char *server_first, size_t len,
 	salt_len = scram_b64_decode(p, salt_b64_len, salt, sizeof(salt));
 	if (salt_len < 0) {
 		scram_set_err(err, errlen, "SCRAM: salt is not valid base64 or longer than %d bytes",
-			      SCRAM_MAX_SALT);
+		              SCRAM_MAX_SALT);
 		goto fail;
 	}
 	if (salt_len == 0) {
@@ -453,8 +444,7 @@ int scram_client_continue(ScramClient *sc, const char *server_first, size_t len,
 
 	/* ,i=<iterations>, then optional extensions we ignore */
 	if (strncmp(p, ",i=", 3) != 0) {
-		scram_set_err(err, errlen,
-			      "SCRAM: server-first-message lacks the iteration count (i=)");
+		scram_set_err(err, errlen, "SCRAM: server-first-message lacks the iteration count (i=)");
 		goto fail;
 	}
 	p += 3;
@@ -470,13 +460,12 @@ int scram_client_continue(ScramClient *sc, const char *server_first, size_t len,
 	}
 	if (iter_len == 0 || iterations < 0) {
 		scram_set_err(err, errlen, "SCRAM: iteration count \"%s\" is not a number",
-			      scram_sanitize(p, iter_len, shown, sizeof(shown)));
+		              scram_sanitize(p, iter_len, shown, sizeof(shown)));
 		goto fail;
 	}
 	if (iterations < 1 || iterations > SCRAM_MAX_ITERATIONS) {
 		scram_set_err(err, errlen, "SCRAM: iteration count %s out of range 1..%d",
-			      scram_sanitize(p, iter_len, shown, sizeof(shown)),
-			      SCRAM_MAX_ITERATIONS);
+		              scram_sanitize(p, iter_len, shown, sizeof(shown)), SCRAM_MAX_ITERATIONS);
 		goto fail;
 	}
 
@@ -485,8 +474,8 @@ int scram_client_continue(ScramClient *sc, const char *server_first, size_t len,
 		if ((size_t)salt_len != sc->key_salt_len || iterations != sc->key_iterations ||
 		    CRYPTO_memcmp(salt, sc->key_salt, sc->key_salt_len) != 0) {
 			scram_set_err(err, errlen,
-				      "SCRAM: the server's secret differs from the one in auth_file "
-				      "(salt or iterations), pass-through impossible");
+			              "SCRAM: the server's secret differs from the one in auth_file "
+			              "(salt or iterations), pass-through impossible");
 			goto fail;
 		}
 		memcpy(client_key, sc->client_key, SCRAM_KEY_LEN);
@@ -494,8 +483,8 @@ int scram_client_continue(ScramClient *sc, const char *server_first, size_t len,
 			scram_set_err(err, errlen, "SCRAM: hashing failed");
 			goto fail;
 		}
-	} else if (scram_derive_keys(sc->password, sc->password_len, salt, (size_t)salt_len,
-				     (int)iterations, client_key, stored_key, sc->server_key) < 0) {
+	} else if (scram_derive_keys(sc->password, sc->password_len, salt, (size_t)salt_len, (int)iterations,
+	                             client_key, stored_key, sc->server_key) < 0) {
 		scram_set_err(err, errlen, "SCRAM: key derivation failed");
 		goto fail;
 	}
@@ -504,14 +493,14 @@ int scram_client_continue(ScramClient *sc, const char *server_first, size_t len,
 
 	/* AuthMessage = client-first-bare "," server-first "," client-final-without-proof */
 	authlen = snprintf(authmsg, sizeof(authmsg), "%s,%s,c=" SCRAM_GS2_B64 ",r=%.*s",
-			   sc->client_first_bare, msg, (int)nonce_len, nonce);
+	                   sc->client_first_bare, msg, (int)nonce_len, nonce);
 	if (authlen < 0 || (size_t)authlen >= sizeof(authmsg)) {
 		scram_set_err(err, errlen, "SCRAM: internal error building AuthMessage");
 		goto fail;
 	}
 	if (hmac_sha256(stored_key, sizeof(stored_key), authmsg, (size_t)authlen, client_sig) < 0 ||
 	    hmac_sha256(sc->server_key, sizeof(sc->server_key), authmsg, (size_t)authlen,
-			sc->server_signature) < 0) {
+	                sc->server_signature) < 0) {
 		scram_set_err(err, errlen, "SCRAM: HMAC failed");
 		goto fail;
 	}
@@ -522,8 +511,7 @@ int scram_client_continue(ScramClient *sc, const char *server_first, size_t len,
 		goto fail;
 	}
 
-	n = snprintf(out, outlen, "c=" SCRAM_GS2_B64 ",r=%.*s,p=%s", (int)nonce_len, nonce,
-		     proof_b64);
+	n = snprintf(out, outlen, "c=" SCRAM_GS2_B64 ",r=%.*s,p=%s", (int)nonce_len, nonce, proof_b64);
 	if (n < 0 || (size_t)n >= outlen) {
 		scram_set_err(err, errlen, "SCRAM: output buffer too small for client-final-message");
 		goto fail;
@@ -545,8 +533,7 @@ out:
 	return rc;
 }
 
-int scram_client_finish(ScramClient *sc, const char *server_final, size_t len, char *err,
-			size_t errlen)
+int scram_client_finish(ScramClient *sc, const char *server_final, size_t len, char *err, size_t errlen)
 {
 	char msg[SCRAM_MAX_SERVER_MSG + 1];
 	char shown[128];
@@ -567,8 +554,7 @@ int scram_client_finish(ScramClient *sc, const char *server_final, size_t len, c
 
 	if (strncmp(msg, "e=", 2) == 0) {
 		scram_set_err(err, errlen, "SCRAM: server error: %s",
-			      scram_sanitize(msg + 2, scram_attr_len(msg + 2), shown,
-					     sizeof(shown)));
+		              scram_sanitize(msg + 2, scram_attr_len(msg + 2), shown, sizeof(shown)));
 		goto fail;
 	}
 	if (strncmp(msg, "v=", 2) != 0) {
@@ -583,8 +569,8 @@ int scram_client_finish(ScramClient *sc, const char *server_final, size_t len, c
 	}
 	if (CRYPTO_memcmp(sig, sc->server_signature, SCRAM_KEY_LEN) != 0) {
 		scram_set_err(err, errlen,
-			      "SCRAM: server signature does not match (server does not know the "
-			      "password)");
+		              "SCRAM: server signature does not match (server does not know the "
+		              "password)");
 		goto fail;
 	}
 	scram_client_wipe(sc);
@@ -638,8 +624,7 @@ int scram_parse_secret(const char *secret, ScramSecret *out)
 	    SCRAM_KEY_LEN)
 		goto bad;
 	p = colon + 1;
-	if (scram_b64_decode(p, strlen(p), out->server_key, sizeof(out->server_key)) !=
-	    SCRAM_KEY_LEN)
+	if (scram_b64_decode(p, strlen(p), out->server_key, sizeof(out->server_key)) != SCRAM_KEY_LEN)
 		goto bad;
 	out->iterations = (int)iterations;
 	return 0;
@@ -659,15 +644,15 @@ int scram_make_secret(const char *password, int iterations, char *out, size_t ou
 	if (iterations < 1 || iterations > SCRAM_MAX_ITERATIONS)
 		return -1;
 	if (RAND_bytes(salt, sizeof(salt)) != 1 ||
-	    scram_derive_keys(password, strlen(password), salt, sizeof(salt), iterations,
-			      client_key, stored_key, server_key) < 0)
+	    scram_derive_keys(password, strlen(password), salt, sizeof(salt), iterations, client_key,
+	                      stored_key, server_key) < 0)
 		goto out;
 	if (scram_b64_encode(salt, sizeof(salt), salt_b64, sizeof(salt_b64)) < 0 ||
 	    scram_b64_encode(stored_key, sizeof(stored_key), stored_b64, sizeof(stored_b64)) < 0 ||
 	    scram_b64_encode(server_key, sizeof(server_key), server_b64, sizeof(server_b64)) < 0)
 		goto out;
-	n = snprintf(out, outlen, SCRAM_SECRET_PREFIX "%d:%s$%s:%s", iterations, salt_b64,
-		     stored_b64, server_b64);
+	n = snprintf(out, outlen, SCRAM_SECRET_PREFIX "%d:%s$%s:%s", iterations, salt_b64, stored_b64,
+	             server_b64);
 	if (n < 0 || (size_t)n >= outlen) {
 		if (outlen)
 			OPENSSL_cleanse(out, outlen);
@@ -688,8 +673,8 @@ int scram_secret_check_password(const ScramSecret *secret, const char *password)
 	uint8_t client_key[SCRAM_KEY_LEN], stored_key[SCRAM_KEY_LEN], server_key[SCRAM_KEY_LEN];
 	int ok;
 
-	ok = scram_derive_keys(password, strlen(password), secret->salt, secret->salt_len,
-			       secret->iterations, client_key, stored_key, server_key) == 0 &&
+	ok = scram_derive_keys(password, strlen(password), secret->salt, secret->salt_len, secret->iterations,
+	                       client_key, stored_key, server_key) == 0 &&
 	     CRYPTO_memcmp(stored_key, secret->stored_key, SCRAM_KEY_LEN) == 0 &&
 	     CRYPTO_memcmp(server_key, secret->server_key, SCRAM_KEY_LEN) == 0;
 	OPENSSL_cleanse(client_key, sizeof(client_key));
@@ -699,8 +684,8 @@ int scram_secret_check_password(const ScramSecret *secret, const char *password)
 }
 
 int scram_client_start_with_keys(ScramClient *sc, const ScramSecret *secret,
-				 const uint8_t client_key[SCRAM_KEY_LEN], char *out, size_t outlen,
-				 size_t *outlen_used)
+                                 const uint8_t client_key[SCRAM_KEY_LEN], char *out, size_t outlen,
+                                 size_t *outlen_used)
 {
 	if (secret->salt_len == 0 || secret->salt_len > sizeof(sc->key_salt) ||
 	    scram_client_start(sc, "", out, outlen, outlen_used) < 0) {
@@ -718,8 +703,8 @@ int scram_client_start_with_keys(ScramClient *sc, const ScramSecret *secret,
 
 /* SCRAM server ---------------------------------------------------------------------------- */
 
-#define SCRAM_MECH "SCRAM-SHA-256"
-#define SCRAM_MECH_PLUS "SCRAM-SHA-256-PLUS"
+#define SCRAM_MECH       "SCRAM-SHA-256"
+#define SCRAM_MECH_PLUS  "SCRAM-SHA-256-PLUS"
 #define SCRAM_CBIND_TYPE "tls-server-end-point"
 
 void scram_server_wipe(ScramServer *ss)
@@ -737,16 +722,15 @@ static void scram_server_set_cbind(ScramServer *ss, const uint8_t *cbind, size_t
 	}
 }
 
-void scram_server_init(ScramServer *ss, const ScramSecret *secret, const uint8_t *cbind,
-		       size_t cbind_len)
+void scram_server_init(ScramServer *ss, const ScramSecret *secret, const uint8_t *cbind, size_t cbind_len)
 {
 	scram_server_wipe(ss);
 	ss->secret = *secret;
 	scram_server_set_cbind(ss, cbind, cbind_len);
 }
 
-int scram_server_init_mock(ScramServer *ss, const char *user, int iterations,
-			   const uint8_t *cbind, size_t cbind_len)
+int scram_server_init_mock(ScramServer *ss, const char *user, int iterations, const uint8_t *cbind,
+                           size_t cbind_len)
 {
 	/* one random key per process: the same user name always gets the same fake salt, as a
 	 * real user would, and nothing about it is predictable from outside */
@@ -799,9 +783,9 @@ static void scram_server_fail(ScramServer *ss)
 	ss->state = SCRAM_SRV_FAILED;
 }
 
-int scram_server_first_with_nonce(ScramServer *ss, const char *mech, const char *msg,
-				  size_t len, const char *server_nonce, char *out,
-				  size_t outlen, size_t *outlen_used, char *err, size_t errlen)
+int scram_server_first_with_nonce(ScramServer *ss, const char *mech, const char *msg, size_t len,
+                                  const char *server_nonce, char *out, size_t outlen, size_t *outlen_used,
+                                  char *err, size_t errlen)
 {
 	char buf[SCRAM_MAX_CLIENT_MSG + 1];
 	char salt_b64[SCRAM_MAX_SALT / 3 * 4 + 5];
@@ -842,8 +826,8 @@ int scram_server_first_with_nonce(ScramServer *ss, const char *mech, const char 
 	} else if (*p == 'y' && p[1] == ',') {
 		if (ss->plus_offered) {
 			scram_set_err(err, errlen,
-				      "SCRAM channel binding negotiation error (client says we do not "
-				      "support it)");
+			              "SCRAM channel binding negotiation error (client says we do not "
+			              "support it)");
 			goto fail;
 		}
 		p++;
@@ -906,8 +890,8 @@ int scram_server_first_with_nonce(ScramServer *ss, const char *mech, const char 
 
 	if (scram_b64_encode(ss->secret.salt, ss->secret.salt_len, salt_b64, sizeof(salt_b64)) < 0)
 		goto fail;
-	n = snprintf(ss->server_first, sizeof(ss->server_first), "r=%s,s=%s,i=%d", ss->nonce,
-		     salt_b64, ss->secret.iterations);
+	n = snprintf(ss->server_first, sizeof(ss->server_first), "r=%s,s=%s,i=%d", ss->nonce, salt_b64,
+	             ss->secret.iterations);
 	if (n < 0 || (size_t)n >= sizeof(ss->server_first) || (size_t)n >= outlen) {
 		scram_set_err(err, errlen, "SCRAM: server-first-message does not fit");
 		goto fail;
@@ -925,8 +909,8 @@ fail:
 	return -1;
 }
 
-int scram_server_first(ScramServer *ss, const char *mech, const char *msg, size_t len,
-		       char *out, size_t outlen, size_t *outlen_used, char *err, size_t errlen)
+int scram_server_first(ScramServer *ss, const char *mech, const char *msg, size_t len, char *out,
+                       size_t outlen, size_t *outlen_used, char *err, size_t errlen)
 {
 	uint8_t raw[SCRAM_SERVER_NONCE_LEN];
 	char nonce[(SCRAM_SERVER_NONCE_LEN + 2) / 3 * 4 + 1];
@@ -937,12 +921,12 @@ int scram_server_first(ScramServer *ss, const char *mech, const char *msg, size_
 		scram_server_fail(ss);
 		return -1;
 	}
-	return scram_server_first_with_nonce(ss, mech, msg, len, nonce, out, outlen, outlen_used,
-					     err, errlen);
+	return scram_server_first_with_nonce(ss, mech, msg, len, nonce, out, outlen, outlen_used, err,
+	                                     errlen);
 }
 
-int scram_server_final(ScramServer *ss, const char *msg, size_t len, char *out,
-		       size_t outlen, size_t *outlen_used, char *err, size_t errlen)
+int scram_server_final(ScramServer *ss, const char *msg, size_t len, char *out, size_t outlen,
+                       size_t *outlen_used, char *err, size_t errlen)
 {
 	char buf[SCRAM_MAX_CLIENT_MSG + 1];
 	/* the channel-binding input: gs2 header + certificate hash */
@@ -1012,15 +996,14 @@ int scram_server_final(ScramServer *ss, const char *msg, size_t len, char *out,
 		goto out;
 	}
 	without_proof_len = (size_t)(proof_attr - buf);
-	if (scram_b64_decode(proof_attr + 3, strlen(proof_attr + 3), proof, sizeof(proof)) !=
-	    SCRAM_KEY_LEN) {
+	if (scram_b64_decode(proof_attr + 3, strlen(proof_attr + 3), proof, sizeof(proof)) != SCRAM_KEY_LEN) {
 		scram_set_err(err, errlen, "SCRAM: malformed proof in client-final-message");
 		goto out;
 	}
 
 	/* AuthMessage = client-first-bare "," server-first "," client-final-without-proof */
-	n = snprintf(authmsg, sizeof(authmsg), "%s,%s,%.*s", ss->client_first_bare,
-		     ss->server_first, (int)without_proof_len, buf);
+	n = snprintf(authmsg, sizeof(authmsg), "%s,%s,%.*s", ss->client_first_bare, ss->server_first,
+	             (int)without_proof_len, buf);
 	if (n < 0 || (size_t)n >= sizeof(authmsg)) {
 		scram_set_err(err, errlen, "SCRAM: internal error building AuthMessage");
 		goto out;
@@ -1033,8 +1016,9 @@ int scram_server_final(ScramServer *ss, const char *msg, size_t len, char *out,
 		goto out;
 	ok = CRYPTO_memcmp(stored, ss->secret.stored_key, SCRAM_KEY_LEN) == 0;
 	if (!ok || ss->mock) {
-		scram_set_err(err, errlen, ss->mock ? "SCRAM: no usable secret for this user"
-						    : "SCRAM: wrong password (proof does not match)");
+		scram_set_err(err, errlen,
+		              ss->mock ? "SCRAM: no usable secret for this user"
+		                       : "SCRAM: wrong password (proof does not match)");
 		goto out;
 	}
 	if (hmac_sha256(ss->secret.server_key, SCRAM_KEY_LEN, authmsg, (size_t)n, server_sig) < 0 ||
@@ -1068,7 +1052,7 @@ int scram_client_key_matches(const ScramSecret *secret, const uint8_t client_key
 {
 	uint8_t stored[SCRAM_KEY_LEN];
 	int ok = sha256(client_key, SCRAM_KEY_LEN, stored) == 0 &&
-		 CRYPTO_memcmp(stored, secret->stored_key, SCRAM_KEY_LEN) == 0;
+	         CRYPTO_memcmp(stored, secret->stored_key, SCRAM_KEY_LEN) == 0;
 	OPENSSL_cleanse(stored, sizeof(stored));
 	return ok;
 }

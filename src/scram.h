@@ -6,24 +6,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SCRAM_KEY_LEN 32              /* SHA-256 output */
-#define SCRAM_RAW_NONCE_LEN 18        /* random bytes behind our nonce, as PostgreSQL uses */
-#define SCRAM_SALT_LEN 16             /* salt length scram_make_secret() generates */
-#define SCRAM_DEFAULT_ITERATIONS 4096 /* PostgreSQL's default scram_iterations */
-#define SCRAM_MAX_ITERATIONS 10000000 /* refuse more: a hostile server could stall us in PBKDF2 */
-#define SCRAM_MAX_PASSWORD 1024       /* longest password we hold, in bytes */
-#define SCRAM_MAX_NONCE 128           /* longest client nonce (only injected ones are long) */
-#define SCRAM_MAX_USER 63             /* longest user name in client-first (NAMEDATALEN - 1) */
-#define SCRAM_MAX_SALT 64             /* longest salt we accept, decoded */
-#define SCRAM_MAX_SERVER_MSG 2048     /* longest server-first/-final message we accept */
+#define SCRAM_KEY_LEN            32       /* SHA-256 output */
+#define SCRAM_RAW_NONCE_LEN      18       /* random bytes behind our nonce, as PostgreSQL uses */
+#define SCRAM_SALT_LEN           16       /* salt length scram_make_secret() generates */
+#define SCRAM_DEFAULT_ITERATIONS 4096     /* PostgreSQL's default scram_iterations */
+#define SCRAM_MAX_ITERATIONS     10000000 /* refuse more: a hostile server could stall us in PBKDF2 */
+#define SCRAM_MAX_PASSWORD       1024     /* longest password we hold, in bytes */
+#define SCRAM_MAX_NONCE          128      /* longest client nonce (only injected ones are long) */
+#define SCRAM_MAX_USER           63       /* longest user name in client-first (NAMEDATALEN - 1) */
+#define SCRAM_MAX_SALT           64       /* longest salt we accept, decoded */
+#define SCRAM_MAX_SERVER_MSG     2048     /* longest server-first/-final message we accept */
 /* "n=" + user with every byte escaped as "=2C" + ",r=" + nonce */
 #define SCRAM_MAX_FIRST_BARE (2 + 3 * SCRAM_MAX_USER + 3 + SCRAM_MAX_NONCE)
 
 typedef enum {
 	SCRAM_STATE_INIT = 0,
-	SCRAM_STATE_SENT_FIRST,  /* client-first sent, waiting for server-first */
-	SCRAM_STATE_SENT_FINAL,  /* client-final sent, waiting for server-final */
-	SCRAM_STATE_DONE,        /* server proved it knows the password */
+	SCRAM_STATE_SENT_FIRST, /* client-first sent, waiting for server-first */
+	SCRAM_STATE_SENT_FINAL, /* client-final sent, waiting for server-final */
+	SCRAM_STATE_DONE,       /* server proved it knows the password */
 	SCRAM_STATE_FAILED,
 } ScramState;
 
@@ -71,8 +71,7 @@ void pg_md5_response(const char *secret, const char *user, const uint8_t salt[4]
 
 /* 1 if client_response is the right md5 answer for secret (plain or md5 form), else 0.
  * A SCRAM secret cannot answer md5 and always gives 0. */
-int pg_md5_check(const char *secret, const char *user, const uint8_t salt[4],
-		 const char *client_response);
+int pg_md5_check(const char *secret, const char *user, const uint8_t salt[4], const char *client_response);
 
 /* 1 if secret is the stored md5 form: "md5" followed by exactly 32 hex digits. */
 int pg_md5_is_hash(const char *secret);
@@ -82,24 +81,21 @@ int pg_md5_is_hash(const char *secret);
 /* Begin an exchange: writes client-first-message "n,,n=,r=<nonce>" (NUL-terminated) into out
  * and its length, without the NUL, into *outlen_used. 0, or -1 (password too long, out too
  * small, no randomness). */
-int scram_client_start(ScramClient *sc, const char *password, char *out, size_t outlen,
-		       size_t *outlen_used);
+int scram_client_start(ScramClient *sc, const char *password, char *out, size_t outlen, size_t *outlen_used);
 
 /* As scram_client_start() but with a given user name (NULL or "" sends "n=", as PostgreSQL
  * expects) and client nonce (printable ASCII without ','); for test vectors. */
-int scram_client_start_with_nonce(ScramClient *sc, const char *password, const char *user,
-				  const char *nonce, char *out, size_t outlen,
-				  size_t *outlen_used);
+int scram_client_start_with_nonce(ScramClient *sc, const char *password, const char *user, const char *nonce,
+                                  char *out, size_t outlen, size_t *outlen_used);
 
 /* Take server-first-message (len bytes, need not be NUL-terminated) and write
  * client-final-message into out. 0, or -1 with a message in err. */
-int scram_client_continue(ScramClient *sc, const char *server_first, size_t len, char *out,
-			  size_t outlen, size_t *outlen_used, char *err, size_t errlen);
+int scram_client_continue(ScramClient *sc, const char *server_first, size_t len, char *out, size_t outlen,
+                          size_t *outlen_used, char *err, size_t errlen);
 
 /* Check server-final-message: 0 if its v= proves the server knows the password, -1 with a
  * message in err on a mismatch, a server "e=" error or a malformed message. */
-int scram_client_finish(ScramClient *sc, const char *server_final, size_t len, char *err,
-			size_t errlen);
+int scram_client_finish(ScramClient *sc, const char *server_final, size_t len, char *err, size_t errlen);
 
 /* Erase every secret the exchange holds; sc can be started again afterwards. */
 void scram_client_wipe(ScramClient *sc);
@@ -109,8 +105,8 @@ void scram_client_wipe(ScramClient *sc);
  * with exactly secret's salt and iteration count, i.e. store the identical secret; otherwise
  * scram_client_continue() fails. server_key (the secret's) checks the server's signature. */
 int scram_client_start_with_keys(ScramClient *sc, const ScramSecret *secret,
-				 const uint8_t client_key[SCRAM_KEY_LEN], char *out, size_t outlen,
-				 size_t *outlen_used);
+                                 const uint8_t client_key[SCRAM_KEY_LEN], char *out, size_t outlen,
+                                 size_t *outlen_used);
 
 /* Secrets (server-side building blocks) ------------------------------------------------- */
 
@@ -126,8 +122,8 @@ int scram_secret_check_password(const ScramSecret *secret, const char *password)
 
 /* SCRAM-SHA-256 server (authenticating our clients) ------------------------------------ */
 
-#define SCRAM_MAX_CBIND 64          /* tls-server-end-point data: a hash, at most SHA-512 */
-#define SCRAM_MAX_CLIENT_MSG 1024   /* longest client-first/-final message we accept */
+#define SCRAM_MAX_CBIND        64   /* tls-server-end-point data: a hash, at most SHA-512 */
+#define SCRAM_MAX_CLIENT_MSG   1024 /* longest client-first/-final message we accept */
 #define SCRAM_SERVER_NONCE_LEN 18   /* random bytes behind our part of the nonce */
 
 typedef enum {
@@ -141,9 +137,9 @@ typedef enum {
  * Sizeable (a few KiB), so connections keep it on the heap only while authenticating. */
 typedef struct ScramServer {
 	ScramServerState state;
-	int mock;               /* no usable secret: looks like a real exchange, always fails */
-	int plus_offered;       /* client is on TLS: SCRAM-SHA-256-PLUS announced */
-	int plus_used;          /* the client chose it (channel binding checked) */
+	int mock;         /* no usable secret: looks like a real exchange, always fails */
+	int plus_offered; /* client is on TLS: SCRAM-SHA-256-PLUS announced */
+	int plus_used;    /* the client chose it (channel binding checked) */
 	ScramSecret secret;
 	size_t cbind_len;
 	uint8_t cbind[SCRAM_MAX_CBIND]; /* tls-server-end-point hash of our certificate */
@@ -160,14 +156,13 @@ typedef struct ScramServer {
 
 /* Start an exchange against secret. cbind/cbind_len: the tls-server-end-point data of our
  * certificate when the client is on TLS (SCRAM-SHA-256-PLUS is then offered), NULL/0 when not. */
-void scram_server_init(ScramServer *ss, const ScramSecret *secret, const uint8_t *cbind,
-		       size_t cbind_len);
+void scram_server_init(ScramServer *ss, const ScramSecret *secret, const uint8_t *cbind, size_t cbind_len);
 
 /* The same for a user without a usable secret (unknown user, md5-only secret): a fake secret
  * whose salt is derived from the user name and a per-process random key, so repeated attempts
  * see the same salt as for a real user; scram_server_final() always fails. 0 or -1. */
-int scram_server_init_mock(ScramServer *ss, const char *user, int iterations,
-			   const uint8_t *cbind, size_t cbind_len);
+int scram_server_init_mock(ScramServer *ss, const char *user, int iterations, const uint8_t *cbind,
+                           size_t cbind_len);
 
 /* The AuthenticationSASL body: mechanism names, each NUL-terminated, then a final NUL.
  * Bytes written, or -1 if out is too small. */
@@ -175,19 +170,19 @@ int scram_server_mechanisms(const ScramServer *ss, char *out, size_t outlen);
 
 /* Take SASLInitialResponse (mechanism and client-first-message) and write server-first into
  * out. 0, or -1 with the reason in err (the client is only told that SASL failed). */
-int scram_server_first(ScramServer *ss, const char *mech, const char *msg, size_t len,
-		       char *out, size_t outlen, size_t *outlen_used, char *err, size_t errlen);
+int scram_server_first(ScramServer *ss, const char *mech, const char *msg, size_t len, char *out,
+                       size_t outlen, size_t *outlen_used, char *err, size_t errlen);
 
 /* As scram_server_first() with our nonce part given (printable, no ','); for test vectors. */
-int scram_server_first_with_nonce(ScramServer *ss, const char *mech, const char *msg,
-				  size_t len, const char *server_nonce, char *out,
-				  size_t outlen, size_t *outlen_used, char *err, size_t errlen);
+int scram_server_first_with_nonce(ScramServer *ss, const char *mech, const char *msg, size_t len,
+                                  const char *server_nonce, char *out, size_t outlen, size_t *outlen_used,
+                                  char *err, size_t errlen);
 
 /* Take client-final-message: verify channel binding, nonce and proof (constant time); on
  * success write server-final ("v=...") into out, keep ClientKey in ss->client_key and
  * return 0. -1 with the reason in err otherwise (always for a mock exchange). */
-int scram_server_final(ScramServer *ss, const char *msg, size_t len, char *out,
-		       size_t outlen, size_t *outlen_used, char *err, size_t errlen);
+int scram_server_final(ScramServer *ss, const char *msg, size_t len, char *out, size_t outlen,
+                       size_t *outlen_used, char *err, size_t errlen);
 
 void scram_server_wipe(ScramServer *ss);
 

@@ -23,7 +23,7 @@ void server_update_log_prefix(Server *s)
 {
 	Pool *p = s->pool;
 	snprintf(s->log_prefix, sizeof(s->log_prefix), "S-%p: %s/%s@%s:%d ", (void *)s,
-		 p ? p->db->name : "(nodb)", p ? p->user->name : "(nouser)", s->addr, s->port);
+	         p ? p->db->name : "(nodb)", p ? p->user->name : "(nouser)", s->addr, s->port);
 }
 
 static Server *server_alloc(Worker *w, Pool *p)
@@ -55,8 +55,7 @@ static const char *server_password(Server *s)
 	if (p->user->secret)
 		return p->user->secret;
 	List *item;
-	LIST_FOREACH(item, &p->waiting_clients)
-	{
+	LIST_FOREACH (item, &p->waiting_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		if (c->password)
 			return c->password;
@@ -108,8 +107,7 @@ static void login_failed(Server *s, const char *why, const char *sqlstate, bool 
 	if (forward && !p->last_login_sqlstate_is_starting) {
 		/* PostgreSQL's own error (e.g. 3D000) is what the waiting login clients see. */
 		List *item, *tmp;
-		LIST_FOREACH_SAFE(item, tmp, &p->waiting_clients)
-		{
+		LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
 			Client *c = LIST_CONTAINER(item, Client, head);
 			if (c->state != CL_WAITING_LOGIN)
 				continue;
@@ -152,8 +150,8 @@ static void on_dns(void *arg, int err, const struct sockaddr *sa, socklen_t sale
 	if (s->state == SV_JUSTFREE)
 		return;
 	if (err) {
-		log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "DNS lookup failed: %s: %s",
-			s->addr, dns_strerror(err));
+		log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "DNS lookup failed: %s: %s", s->addr,
+		        dns_strerror(err));
 		login_failed(s, "DNS lookup failed", NULL, false);
 		return;
 	}
@@ -193,8 +191,8 @@ static void server_connect(Server *s)
 	s->port = db->port;
 	if (!db->host || !*db->host)
 		snprintf(host, sizeof(host), "%s",
-			 app->cf->unix_socket_dir && *app->cf->unix_socket_dir ? app->cf->unix_socket_dir
-									    : "/tmp");
+		         app->cf->unix_socket_dir && *app->cf->unix_socket_dir ? app->cf->unix_socket_dir
+		                                                               : "/tmp");
 	else
 		pick_host(db, host, sizeof(host));
 	if (host[0] == '/') {
@@ -256,7 +254,7 @@ void server_close(Server *s, const char *reason)
 		return;
 	if (!s->is_cancel && app->cf->log_disconnections)
 		log_msg(&app->log, LOG_LEVEL_LOG, s->log_prefix, "closing because: %s (age=%llds)", reason,
-			(long long)((now_usec() - s->connect_time) / USEC_PER_SEC));
+		        (long long)((now_usec() - s->connect_time) / USEC_PER_SEC));
 	if (s->dns_req) {
 		struct evdns_getaddrinfo_request *r = s->dns_req;
 		s->dns_req = NULL;
@@ -414,7 +412,8 @@ static bool handle_auth(Server *s, PktHdr *pkt)
 		return true;
 	case 3:
 		if (!password || userlist_secret_kind(password) != USERLIST_SECRET_PLAIN) {
-			login_failed(s, "server requested a cleartext password, which is not known", NULL, true);
+			login_failed(s, "server requested a cleartext password, which is not known", NULL,
+			             true);
 			return false;
 		}
 		pktbuf_write_password(&pb, password);
@@ -439,16 +438,18 @@ static bool handle_auth(Server *s, PktHdr *pkt)
 		if (password && userlist_secret_kind(password) == USERLIST_SECRET_SCRAM) {
 			/* SCRAM pass-through with the ClientKey a client proved (auth.c) */
 			if (auth_scram_passthrough_start(s->pool->user, password, &s->scram, out, sizeof(out),
-							 &outlen) < 0) {
-				login_failed(s,
-					     "cannot do SCRAM authentication: password is SCRAM secret but client "
-					     "authentication did not provide SCRAM keys",
-					     NULL, true);
+			                                 &outlen) < 0) {
+				login_failed(
+				    s,
+				    "cannot do SCRAM authentication: password is SCRAM secret but client "
+				    "authentication did not provide SCRAM keys",
+				    NULL, true);
 				return false;
 			}
 		} else if (!password || userlist_secret_kind(password) != USERLIST_SECRET_PLAIN) {
-			login_failed(s, "server requested SCRAM-SHA-256 authentication, which needs a plain password",
-				     NULL, true);
+			login_failed(
+			    s, "server requested SCRAM-SHA-256 authentication, which needs a plain password",
+			    NULL, true);
 			return false;
 		} else if (scram_client_start(&s->scram, password, out, sizeof(out), &outlen) < 0) {
 			login_failed(s, "SCRAM start failed", NULL, false);
@@ -460,8 +461,8 @@ static bool handle_auth(Server *s, PktHdr *pkt)
 	case 11: {
 		char out[512];
 		size_t outlen = 0;
-		if (scram_client_continue(&s->scram, (const char *)ar.payload, ar.payload_len, out, sizeof(out),
-					  &outlen, msg, sizeof(msg)) < 0) {
+		if (scram_client_continue(&s->scram, (const char *)ar.payload, ar.payload_len, out,
+		                          sizeof(out), &outlen, msg, sizeof(msg)) < 0) {
 			login_failed(s, msg, NULL, false);
 			return false;
 		}
@@ -469,8 +470,8 @@ static bool handle_auth(Server *s, PktHdr *pkt)
 		break;
 	}
 	case 12:
-		if (scram_client_finish(&s->scram, (const char *)ar.payload, ar.payload_len, msg, sizeof(msg)) <
-		    0) {
+		if (scram_client_finish(&s->scram, (const char *)ar.payload, ar.payload_len, msg,
+		                        sizeof(msg)) < 0) {
 			login_failed(s, msg, NULL, false);
 			return false;
 		}
@@ -516,14 +517,14 @@ static bool handle_login_packet(Server *s, PktHdr *pkt)
 		proto_parse_error(pkt, &ef);
 		const char *m = ef.message ? ef.message : "server login failed";
 		log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "server login failed: %s %s",
-			ef.severity ? ef.severity : "ERROR", m);
+		        ef.severity ? ef.severity : "ERROR", m);
 		login_failed(s, m, ef.sqlstate, true);
 		return false;
 	}
 	case 'Z':
 		if (app->cf->log_connections)
-			log_msg(&app->log, LOG_LEVEL_LOG, s->log_prefix, "new connection to server (from %s:%d)",
-				s->local_addr, s->local_port);
+			log_msg(&app->log, LOG_LEVEL_LOG, s->log_prefix,
+			        "new connection to server (from %s:%d)", s->local_addr, s->local_port);
 		server_login_ok(s);
 		return true;
 	default:
@@ -539,11 +540,12 @@ static void note_local_addr(Server *s)
 	if (getsockname(s->sb.fd, (struct sockaddr *)&ss, &len) < 0)
 		return;
 	if (ss.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, s->local_addr, sizeof(s->local_addr));
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, s->local_addr,
+		          sizeof(s->local_addr));
 		s->local_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	} else if (ss.ss_family == AF_INET6) {
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, s->local_addr,
-			  sizeof(s->local_addr));
+		          sizeof(s->local_addr));
 		s->local_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	} else {
 		snprintf(s->local_addr, sizeof(s->local_addr), "unix");
@@ -610,7 +612,7 @@ static bool handle_internal_reply(Server *s, PktHdr *pkt)
 		ErrorFields ef;
 		proto_parse_error(pkt, &ef);
 		log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "query of the pooler failed: %s",
-			ef.message ? ef.message : "(no message)");
+		        ef.message ? ef.message : "(no message)");
 		s->internal_failed = true;
 	} else if (pkt->type == 'Z') {
 		if (s->expect_rfq > 0)

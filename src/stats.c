@@ -35,7 +35,7 @@ static uint64_t avg(uint64_t num_now, uint64_t num_prev, uint64_t den_now, uint6
 void stats_rates(const Stats *n, const Stats *p, int64_t period_usec, Stats *o)
 {
 	o->server_assignment_count =
-		per_sec(n->server_assignment_count, p->server_assignment_count, period_usec);
+	    per_sec(n->server_assignment_count, p->server_assignment_count, period_usec);
 	o->xact_count = per_sec(n->xact_count, p->xact_count, period_usec);
 	o->query_count = per_sec(n->query_count, p->query_count, period_usec);
 	o->client_bytes = per_sec(n->client_bytes, p->client_bytes, period_usec);
@@ -46,18 +46,16 @@ void stats_rates(const Stats *n, const Stats *p, int64_t period_usec, Stats *o)
 	o->xact_time = avg(n->xact_time, p->xact_time, n->xact_count, p->xact_count);
 	o->query_time = avg(n->query_time, p->query_time, n->query_count, p->query_count);
 	/* PgBouncer averages wait time over the server assignments of the period. */
-	o->wait_time = avg(n->wait_time, p->wait_time, n->server_assignment_count,
-			   p->server_assignment_count);
+	o->wait_time =
+	    avg(n->wait_time, p->wait_time, n->server_assignment_count, p->server_assignment_count);
 }
 
 void stats_format_line(const Stats *r, char *buf, unsigned buflen)
 {
 	snprintf(buf, buflen,
-		 "stats: %" PRIu64 " xacts/s, %" PRIu64 " queries/s, %" PRIu64
-		 " client parses/s, %" PRIu64 " server parses/s, %" PRIu64 " binds/s, in %" PRIu64
-		 " B/s, out %" PRIu64 " B/s, xact %" PRIu64 " us, query %" PRIu64 " us, wait %" PRIu64
-		 " us",
-		 r->xact_count, r->query_count, r->client_parse_count, r->server_parse_count,
-		 r->bind_count, r->client_bytes, r->server_bytes, r->xact_time, r->query_time,
-		 r->wait_time);
+	         "stats: %" PRIu64 " xacts/s, %" PRIu64 " queries/s, %" PRIu64 " client parses/s, %" PRIu64
+	         " server parses/s, %" PRIu64 " binds/s, in %" PRIu64 " B/s, out %" PRIu64
+	         " B/s, xact %" PRIu64 " us, query %" PRIu64 " us, wait %" PRIu64 " us",
+	         r->xact_count, r->query_count, r->client_parse_count, r->server_parse_count, r->bind_count,
+	         r->client_bytes, r->server_bytes, r->xact_time, r->query_time, r->wait_time);
 }

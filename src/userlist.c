@@ -9,8 +9,8 @@
 
 #include <openssl/crypto.h>
 
-__attribute__((format(printf, 3, 4))) static void userlist_set_err(char *err, size_t errlen,
-								   const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void userlist_set_err(char *err, size_t errlen, const char *fmt,
+                                                                   ...)
 {
 	va_list ap;
 
@@ -51,8 +51,8 @@ static int userlist_read_field(const char **pp, char *out, size_t max)
 	return 0;
 }
 
-int userlist_parse_line(const char *line, char *name, size_t namelen, char *secret,
-			size_t secretlen, char *err, size_t errlen)
+int userlist_parse_line(const char *line, char *name, size_t namelen, char *secret, size_t secretlen,
+                        char *err, size_t errlen)
 {
 	const char *p = line;
 	size_t name_max, secret_max;
@@ -196,8 +196,7 @@ UserList *userlist_load(const char *path, char *err, size_t errlen)
 			userlist_set_err(err, errlen, "%s:%zu: line contains a NUL byte", path, lineno);
 			goto fail;
 		}
-		rc = userlist_parse_line(line, name, sizeof(name), secret, sizeof(secret), msg,
-					 sizeof(msg));
+		rc = userlist_parse_line(line, name, sizeof(name), secret, sizeof(secret), msg, sizeof(msg));
 		OPENSSL_cleanse(line, (size_t)len);
 		if (rc < 0) {
 			userlist_set_err(err, errlen, "%s:%zu: %s", path, lineno, msg);
@@ -279,8 +278,8 @@ static int userlist_is_hex(char c)
 
 static int userlist_is_b64(char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '/' || c == '=';
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+	       c == '/' || c == '=';
 }
 
 /* Skip a non-empty run of base64 characters; NULL if there is none. */
@@ -313,8 +312,7 @@ int userlist_secret_kind(const char *secret)
 		while (*p >= '0' && *p <= '9')
 			p++;
 		if (*p++ != ':' || !(p = userlist_skip_b64(p)) || *p++ != '$' ||
-		    !(p = userlist_skip_b64(p)) || *p++ != ':' || !(p = userlist_skip_b64(p)) ||
-		    *p != '\0')
+		    !(p = userlist_skip_b64(p)) || *p++ != ':' || !(p = userlist_skip_b64(p)) || *p != '\0')
 			return USERLIST_SECRET_PLAIN;
 		return USERLIST_SECRET_SCRAM;
 	}

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#define USERLIST_MAX_NAME 63     /* PostgreSQL identifiers: NAMEDATALEN - 1 bytes */
+#define USERLIST_MAX_NAME   63   /* PostgreSQL identifiers: NAMEDATALEN - 1 bytes */
 #define USERLIST_MAX_SECRET 1024 /* plain passwords may be long; secrets are far shorter */
 
 typedef enum {
@@ -27,8 +27,8 @@ typedef struct UserList {
 
 /* Parse one line (a trailing newline is allowed). 1: an entry was stored in name and
  * secret (NUL-terminated); 0: comment or blank line; -1: error, message in err. */
-int userlist_parse_line(const char *line, char *name, size_t namelen, char *secret,
-			size_t secretlen, char *err, size_t errlen);
+int userlist_parse_line(const char *line, char *name, size_t namelen, char *secret, size_t secretlen,
+                        char *err, size_t errlen);
 
 /* Load a whole file. NULL with "path: <why>" or "path:<line>: <why>" in err on failure.
  * If a user appears twice, the later line wins. */

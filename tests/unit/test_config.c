@@ -9,51 +9,51 @@
 /* The user's pgbouncer.ini from the setup guide, [databases] and [pgbouncer] verbatim with the
  * guide's Linux paths: inline "; comment" included. */
 static const char seed_ini[] =
-	"[databases]\n"
-	"; Database connection string\n"
-	"; Format: dbname = host=... port=... dbname=... user=...\n"
-	"ahsp_db = host=127.0.0.1 port=5432 dbname=postgres user=postgres\n"
-	"\n"
-	"[pgbouncer]\n"
-	"; Connection pooling mode\n"
-	"; - session: one server connection per client connection (default)\n"
-	"; - transaction: server connection returned after each transaction (RECOMMENDED)\n"
-	"; - statement: server connection returned after each statement (least safe)\n"
-	"pool_mode = transaction\n"
-	"\n"
-	"; Listen on localhost only (change to 0.0.0.0 for external access)\n"
-	"listen_addr = 127.0.0.1\n"
-	"listen_port = 6432\n"
-	"\n"
-	"; Authentication\n"
-	"auth_type = md5\n"
-	"auth_file = /etc/pgbouncer/userlist.txt\n"
-	"\n"
-	"; Connection limits\n"
-	"max_client_conn = 1000          ; Max client connections PgBouncer accepts\n"
-	"default_pool_size = 25          ; Max server connections per database\n"
-	"reserve_pool_size = 5           ; Emergency reserve connections\n"
-	"reserve_pool_timeout = 5        ; Seconds to wait for reserve pool\n"
-	"\n"
-	"; Connection timeouts (in seconds)\n"
-	"server_connect_timeout = 15     ; Max time to connect to PostgreSQL\n"
-	"server_idle_timeout = 600       ; Close idle server connections after 10 min\n"
-	"server_lifetime = 3600          ; Close server connection after 1 hour (prevents memory leaks)\n"
-	"\n"
-	"; Client timeouts\n"
-	"client_idle_timeout = 600       ; Disconnect idle clients after 10 min\n"
-	"\n"
-	"; Logging\n"
-	"logfile = /var/log/pgbouncer/pgbouncer.log\n"
-	"pidfile = /var/run/pgbouncer/pgbouncer.pid\n"
-	"\n"
-	"; Log level: DEBUG, INFO, WARNING, ERROR\n"
-	"log_connections = 1\n"
-	"log_disconnections = 1\n"
-	"log_pooler_errors = 1\n"
-	"\n"
-	"; Performance\n"
-	"max_prepared_statements = 100\n";
+    "[databases]\n"
+    "; Database connection string\n"
+    "; Format: dbname = host=... port=... dbname=... user=...\n"
+    "ahsp_db = host=127.0.0.1 port=5432 dbname=postgres user=postgres\n"
+    "\n"
+    "[pgbouncer]\n"
+    "; Connection pooling mode\n"
+    "; - session: one server connection per client connection (default)\n"
+    "; - transaction: server connection returned after each transaction (RECOMMENDED)\n"
+    "; - statement: server connection returned after each statement (least safe)\n"
+    "pool_mode = transaction\n"
+    "\n"
+    "; Listen on localhost only (change to 0.0.0.0 for external access)\n"
+    "listen_addr = 127.0.0.1\n"
+    "listen_port = 6432\n"
+    "\n"
+    "; Authentication\n"
+    "auth_type = md5\n"
+    "auth_file = /etc/pgbouncer/userlist.txt\n"
+    "\n"
+    "; Connection limits\n"
+    "max_client_conn = 1000          ; Max client connections PgBouncer accepts\n"
+    "default_pool_size = 25          ; Max server connections per database\n"
+    "reserve_pool_size = 5           ; Emergency reserve connections\n"
+    "reserve_pool_timeout = 5        ; Seconds to wait for reserve pool\n"
+    "\n"
+    "; Connection timeouts (in seconds)\n"
+    "server_connect_timeout = 15     ; Max time to connect to PostgreSQL\n"
+    "server_idle_timeout = 600       ; Close idle server connections after 10 min\n"
+    "server_lifetime = 3600          ; Close server connection after 1 hour (prevents memory leaks)\n"
+    "\n"
+    "; Client timeouts\n"
+    "client_idle_timeout = 600       ; Disconnect idle clients after 10 min\n"
+    "\n"
+    "; Logging\n"
+    "logfile = /var/log/pgbouncer/pgbouncer.log\n"
+    "pidfile = /var/run/pgbouncer/pgbouncer.pid\n"
+    "\n"
+    "; Log level: DEBUG, INFO, WARNING, ERROR\n"
+    "log_connections = 1\n"
+    "log_disconnections = 1\n"
+    "log_pooler_errors = 1\n"
+    "\n"
+    "; Performance\n"
+    "max_prepared_statements = 100\n";
 
 typedef struct {
 	char text[4096];
@@ -119,7 +119,8 @@ static void test_table(void)
 		if (config_find_setting(s->name) != s)
 			found = 0;
 		for (j = 0; s->name[j] && j < sizeof(upper) - 1; j++)
-			upper[j] = (char)(s->name[j] >= 'a' && s->name[j] <= 'z' ? s->name[j] - 32 : s->name[j]);
+			upper[j] =
+			    (char)(s->name[j] >= 'a' && s->name[j] <= 'z' ? s->name[j] - 32 : s->name[j]);
 		upper[j] = 0;
 		if (config_find_setting(upper) != s)
 			found = 0;
@@ -225,47 +226,60 @@ static void test_errors(void)
 {
 	expect_error("[pgbouncer]\nfoo_bar = 1\n", "t.ini:2: unknown parameter: pgbouncer/foo_bar");
 	expect_error("[pgbouncer]\npool_mode = transcation\n",
-		     "t.ini:2: invalid value \"transcation\" for parameter pool_mode (expected session, transaction or "
-		     "statement)");
+	             "t.ini:2: invalid value \"transcation\" for parameter pool_mode (expected session, "
+	             "transaction or "
+	             "statement)");
 	expect_error("[pgbouncer]\nmax_client_conn = lots\n",
-		     "t.ini:2: invalid value \"lots\" for parameter max_client_conn (expected an integer)");
+	             "t.ini:2: invalid value \"lots\" for parameter max_client_conn (expected an integer)");
 	expect_error("[pgbouncer]\nmax_client_conn = 12x\n",
-		     "t.ini:2: invalid value \"12x\" for parameter max_client_conn (expected an integer)");
+	             "t.ini:2: invalid value \"12x\" for parameter max_client_conn (expected an integer)");
 	expect_error("[pgbouncer]\nmax_client_conn = 99999999999\n",
-		     "t.ini:2: invalid value \"99999999999\" for parameter max_client_conn (expected an integer >= 0)");
+	             "t.ini:2: invalid value \"99999999999\" for parameter max_client_conn (expected an "
+	             "integer >= 0)");
 	expect_error("[pgbouncer]\n\nlog_connections = maybe\n",
-		     "t.ini:3: invalid value \"maybe\" for parameter log_connections (expected a boolean)");
-	expect_error("[pgbouncer]\ndefault_pool_size = -1\n",
-		     "t.ini:2: invalid value \"-1\" for parameter default_pool_size (expected an integer >= 0)");
+	             "t.ini:3: invalid value \"maybe\" for parameter log_connections (expected a boolean)");
+	expect_error(
+	    "[pgbouncer]\ndefault_pool_size = -1\n",
+	    "t.ini:2: invalid value \"-1\" for parameter default_pool_size (expected an integer >= 0)");
 	expect_error("[pgbouncer]\nserver_idle_timeout = 10s\n",
-		     "t.ini:2: invalid value \"10s\" for parameter server_idle_timeout (expected a number of seconds)");
-	expect_error("[pgbouncer]\nquery_timeout = -1\n",
-		     "t.ini:2: invalid value \"-1\" for parameter query_timeout (expected a number of seconds)");
+	             "t.ini:2: invalid value \"10s\" for parameter server_idle_timeout (expected a number of "
+	             "seconds)");
+	expect_error(
+	    "[pgbouncer]\nquery_timeout = -1\n",
+	    "t.ini:2: invalid value \"-1\" for parameter query_timeout (expected a number of seconds)");
 	expect_error("[pgbouncer]\nlisten_port = 70000\n",
-		     "t.ini:2: invalid value \"70000\" for parameter listen_port (expected an integer from 1 to 65535)");
-	expect_error("[pgbouncer]\nunix_socket_mode = 0799\n",
-		     "t.ini:2: invalid value \"0799\" for parameter unix_socket_mode (expected an octal file mode "
-		     "such as 0777)");
-	expect_error("[pgbouncer]\nauth_type = kerberos\n",
-		     "t.ini:2: invalid value \"kerberos\" for parameter auth_type (expected cert, md5, scram-sha-256, "
-		     "plain, trust, any, hba, ldap or pam)");
-	expect_error("[databases]\nx = host=h bogus=1\n", "t.ini:2: unrecognized connection parameter: bogus");
+	             "t.ini:2: invalid value \"70000\" for parameter listen_port (expected an integer from 1 "
+	             "to 65535)");
+	expect_error(
+	    "[pgbouncer]\nunix_socket_mode = 0799\n",
+	    "t.ini:2: invalid value \"0799\" for parameter unix_socket_mode (expected an octal file mode "
+	    "such as 0777)");
+	expect_error(
+	    "[pgbouncer]\nauth_type = kerberos\n",
+	    "t.ini:2: invalid value \"kerberos\" for parameter auth_type (expected cert, md5, scram-sha-256, "
+	    "plain, trust, any, hba, ldap or pam)");
+	expect_error("[databases]\nx = host=h bogus=1\n",
+	             "t.ini:2: unrecognized connection parameter: bogus");
 	expect_error("[databases]\nx = host=h port=abc\n",
-		     "t.ini:2: invalid value \"abc\" for connection parameter port (expected an integer)");
-	expect_error("[databases]\nx = host=h pool_mode=sometimes\n",
-		     "t.ini:2: invalid value \"sometimes\" for connection parameter pool_mode (expected session, "
-		     "transaction or statement)");
+	             "t.ini:2: invalid value \"abc\" for connection parameter port (expected an integer)");
+	expect_error(
+	    "[databases]\nx = host=h pool_mode=sometimes\n",
+	    "t.ini:2: invalid value \"sometimes\" for connection parameter pool_mode (expected session, "
+	    "transaction or statement)");
 	expect_error("[databases]\nx = host=h password='abc\n",
-		     "t.ini:2: unterminated quoted value for password in connection string");
+	             "t.ini:2: unterminated quoted value for password in connection string");
 	expect_error("[databases]\nx = host\n",
-		     "t.ini:2: syntax error in connection string at \"host\" (expected key=value)");
-	expect_error("[users]\nbob = pool_size=3 colour=red\n", "t.ini:2: unrecognized user parameter: colour");
+	             "t.ini:2: syntax error in connection string at \"host\" (expected key=value)");
+	expect_error("[users]\nbob = pool_size=3 colour=red\n",
+	             "t.ini:2: unrecognized user parameter: colour");
 	expect_error("[users]\nbob = query_timeout=soon\n",
-		     "t.ini:2: invalid value \"soon\" for user parameter query_timeout (expected a number of seconds)");
+	             "t.ini:2: invalid value \"soon\" for user parameter query_timeout (expected a number of "
+	             "seconds)");
 	expect_error("[databases]\npgbouncer = host=h\n", "t.ini:2: database name \"pgbouncer\" is reserved");
 	{ /* auth_user/auth_query/auth_dbname are supported (issue 5), globally and per database */
-		Config *cf = load("[databases]\nx = host=h auth_user=admin auth_dbname=y "
-				  "auth_query='SELECT u, p FROM f($1)'\n[pgbouncer]\nauth_user = pgbouncer\n");
+		Config *cf =
+		    load("[databases]\nx = host=h auth_user=admin auth_dbname=y "
+		         "auth_query='SELECT u, p FROM f($1)'\n[pgbouncer]\nauth_user = pgbouncer\n");
 		CHECK(cf != NULL);
 		if (cf) {
 			CHECK_STR(cf->databases[0].auth_user, "admin");
@@ -274,30 +288,33 @@ static void test_errors(void)
 		}
 		config_free(cf);
 	}
-	expect_error("[pgbouncer]\nauth_type = ldap\n", "t.ini:2: setting auth_type = ldap is not supported yet");
+	expect_error("[pgbouncer]\nauth_type = ldap\n",
+	             "t.ini:2: setting auth_type = ldap is not supported yet");
 	{
 		Config *cf = load("[pgbouncer]\nauth_type = scram-sha-256\n"); /* supported now */
 		CHECK(cf != NULL && cf->auth_type == AUTH_TYPE_SCRAM_SHA_256);
 		config_free(cf);
 	}
 	expect_error("[pgbouncer]\nlisten_port = 6000\nauth_type = pam\n",
-		     "t.ini:3: setting auth_type = pam is not supported yet");
+	             "t.ini:3: setting auth_type = pam is not supported yet");
 	{
 		Config *cf = load("[pgbouncer]\nserver_tls_sslmode = verify-full\n"); /* supported now */
 		CHECK(cf != NULL);
 		config_free(cf);
 	}
-	expect_error("[pgbouncer]\nclient_tls_sslmode = sometimes\n",
-		     "t.ini:2: invalid value \"sometimes\" for parameter client_tls_sslmode (expected disable, allow, "
-		     "prefer, require, verify-ca or verify-full)");
+	expect_error(
+	    "[pgbouncer]\nclient_tls_sslmode = sometimes\n",
+	    "t.ini:2: invalid value \"sometimes\" for parameter client_tls_sslmode (expected disable, allow, "
+	    "prefer, require, verify-ca or verify-full)");
 	expect_error("[pgbouncer]\nlisten_port 6432\n", "t.ini:2: syntax error: expected \"key = value\"");
 	expect_error("[pgbouncer]\n = 5\n", "t.ini:2: syntax error: expected \"key = value\"");
 	expect_error("; top\n[pgbouncer\n", "t.ini:2: unterminated section header: [pgbouncer");
 	expect_error("[bouncer]\n", "t.ini:1: invalid section \"bouncer\"");
 	expect_error("pool_mode = session\n", "t.ini:1: key \"pool_mode\" outside of any section");
 	expect_error("[pgbouncer]\n%include\n", "t.ini:2: %include needs a file name");
-	expect_error("[pgbouncer]\n%include /nonexistent/tidepool.ini\n",
-		     "t.ini:2: cannot read include file /nonexistent/tidepool.ini: No such file or directory");
+	expect_error(
+	    "[pgbouncer]\n%include /nonexistent/tidepool.ini\n",
+	    "t.ini:2: cannot read include file /nonexistent/tidepool.ini: No such file or directory");
 
 	/* config_load on a missing file */
 	CHECK(config_load("/nonexistent/p.ini", NULL, NULL, err, sizeof(err)) == NULL);
@@ -309,10 +326,11 @@ static void test_accepted(void)
 {
 	Config *cf;
 
-	cf = load("[pgbouncer]\nclient_tls_sslmode = require\nclient_tls_sslmode = disable\n"
-		  "server_tls_sslmode = disable\nauth_type = trust\nmax_prepared_statements = 200\n"
-		  "suspend_timeout = 10.0\nauth_query = SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL "
-		  "ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin\n");
+	cf = load(
+	    "[pgbouncer]\nclient_tls_sslmode = require\nclient_tls_sslmode = disable\n"
+	    "server_tls_sslmode = disable\nauth_type = trust\nmax_prepared_statements = 200\n"
+	    "suspend_timeout = 10.0\nauth_query = SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL "
+	    "ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin\n");
 	CHECK(cf != NULL);
 	CHECK(warns.n == 0);
 	if (cf) {
@@ -332,11 +350,12 @@ static void test_accepted(void)
 	config_free(cf);
 
 	cf = load("; whitespace lines are fine\r\n[PGBOUNCER]\r\n"
-		  "  Pool_Mode = Statement  \r\n  # indented comment\r\nlog_stats = off\nlog_connections=no\n"
-		  "server_round_robin = TRUE\nsyslog = on\npeer_id = 3\nmax_client_conn = 10\nmax_client_conn = 20\n"
-		  "admin_users = alice, bob # the admins\nserver_reset_query = DISCARD ALL;\n"
-		  "server_check_query = select ';#' ; check\nlogfile =\nunix_socket_mode = 0700\n"
-		  "[peers]\n1 = host=/tmp\nanything goes here\n[pgbouncer]\nverbose = 2\n");
+	          "  Pool_Mode = Statement  \r\n  # indented comment\r\nlog_stats = off\nlog_connections=no\n"
+	          "server_round_robin = TRUE\nsyslog = on\npeer_id = 3\nmax_client_conn = "
+	          "10\nmax_client_conn = 20\n"
+	          "admin_users = alice, bob # the admins\nserver_reset_query = DISCARD ALL;\n"
+	          "server_check_query = select ';#' ; check\nlogfile =\nunix_socket_mode = 0700\n"
+	          "[peers]\n1 = host=/tmp\nanything goes here\n[pgbouncer]\nverbose = 2\n");
 	CHECK(cf != NULL);
 	if (!cf) {
 		fprintf(stderr, "accepted: %s\n", err);
@@ -354,8 +373,8 @@ static void test_accepted(void)
 	CHECK(cf->syslog == 1);
 	CHECK(warns.n == 3);
 	CHECK_STR(warns.text, "t.ini:17: peering is not supported yet: the [peers] section is ignored\n"
-			      "t.ini: setting peer_id = 3 is not supported yet and is ignored\n"
-			      "t.ini: setting syslog = 1 is not supported yet and is ignored\n");
+	                      "t.ini: setting peer_id = 3 is not supported yet and is ignored\n"
+	                      "t.ini: setting syslog = 1 is not supported yet and is ignored\n");
 	config_free(cf);
 }
 
@@ -367,11 +386,12 @@ static void test_connstr(void)
 
 	memset(&def, 0, sizeof(def));
 	def.name = "d";
-	CHECK(config_parse_connstr(&def,
-				   "host=db.example port=6000 user=bob password='a b\\'c' dbname = 'x''y' "
-				   "pool_mode=transaction reserve_pool=3 load_balance_hosts=disable server_lifetime=30 "
-				   "application_name=app connect_query='SELECT 1' max_db_client_connections=9",
-				   err, sizeof(err)) == 0);
+	CHECK(config_parse_connstr(
+	          &def,
+	          "host=db.example port=6000 user=bob password='a b\\'c' dbname = 'x''y' "
+	          "pool_mode=transaction reserve_pool=3 load_balance_hosts=disable server_lifetime=30 "
+	          "application_name=app connect_query='SELECT 1' max_db_client_connections=9",
+	          err, sizeof(err)) == 0);
 	CHECK_STR(def.host, "db.example");
 	CHECK(def.port == 6000);
 	CHECK_STR(def.user, "bob");
@@ -405,12 +425,12 @@ static void test_connstr(void)
 	CHECK(def.port == 5432 && def.host == NULL);
 
 	cf = load("[databases]\n"
-		  "ahsp_db = host=127.0.0.1 port=5432 ; the main one\n"
-		  "secret = host=h user=u password='p ;#x' # inline comment\n"
-		  "\"my db\" = host=other dbname=real\n"
-		  "* = host=fallback\n"
-		  "ahsp_db = host=10.0.0.1 port=5433\n"
-		  "bare =\n");
+	          "ahsp_db = host=127.0.0.1 port=5432 ; the main one\n"
+	          "secret = host=h user=u password='p ;#x' # inline comment\n"
+	          "\"my db\" = host=other dbname=real\n"
+	          "* = host=fallback\n"
+	          "ahsp_db = host=10.0.0.1 port=5433\n"
+	          "bare =\n");
 	CHECK(cf != NULL);
 	if (!cf) {
 		fprintf(stderr, "connstr: %s\n", err);
@@ -434,12 +454,13 @@ static void test_connstr(void)
 
 static void test_users(void)
 {
-	Config *cf = load("[users]\n"
-			  "bob = pool_size=5 pool_mode=statement query_timeout=1.5 max_user_connections=7 ; note\n"
-			  "alice = idle_transaction_timeout=30 client_idle_timeout=0 transaction_timeout=2 "
-			  "reserve_pool_size=1 max_user_client_connections=50\n"
-			  "carol =\n"
-			  "bob = pool_size=6\n");
+	Config *cf =
+	    load("[users]\n"
+	         "bob = pool_size=5 pool_mode=statement query_timeout=1.5 max_user_connections=7 ; note\n"
+	         "alice = idle_transaction_timeout=30 client_idle_timeout=0 transaction_timeout=2 "
+	         "reserve_pool_size=1 max_user_client_connections=50\n"
+	         "carol =\n"
+	         "bob = pool_size=6\n");
 	const UserDef *u;
 	CHECK(cf != NULL);
 	if (!cf) {
@@ -458,7 +479,8 @@ static void test_users(void)
 	CHECK(config_find_user(cf, "dave") == NULL);
 	config_free(cf);
 
-	cf = load("[users]\nbob = pool_size=5 pool_mode=statement query_timeout=1.5 max_user_connections=7\n");
+	cf =
+	    load("[users]\nbob = pool_size=5 pool_mode=statement query_timeout=1.5 max_user_connections=7\n");
 	u = cf ? config_find_user(cf, "bob") : NULL;
 	CHECK(u && u->pool_size == 5 && u->pool_mode == POOL_MODE_STATEMENT && u->query_timeout == 1500000 &&
 	      u->max_user_connections == 7);
@@ -502,8 +524,8 @@ static void test_include(void)
 	FILE *f;
 	Config *cf;
 
-	snprintf(text, sizeof(text), "[pgbouncer]\n%%include %s\nfromdb = host=x\n[pgbouncer]\ndefault_pool_size = 9\n",
-		 inc);
+	snprintf(text, sizeof(text),
+	         "[pgbouncer]\n%%include %s\nfromdb = host=x\n[pgbouncer]\ndefault_pool_size = 9\n", inc);
 	cf = load(text);
 	CHECK(cf != NULL);
 	if (cf) {
@@ -547,8 +569,8 @@ static void test_include(void)
 	if (cf) {
 		CHECK_STR(cf->conffile, a);
 		CHECK(cf->max_client_conn == 77);
-		snprintf(expect, sizeof(expect), "%s: setting suspend_timeout = 20 is not supported yet and is ignored\n",
-			 a);
+		snprintf(expect, sizeof(expect),
+		         "%s: setting suspend_timeout = 20 is not supported yet and is ignored\n", a);
 		CHECK_STR(warns.text, expect);
 	}
 	config_free(cf);

@@ -71,10 +71,10 @@ static int count_lines(const char *s)
 
 /* The seed's exact environment (docker.md). */
 #define SEED                                                                                                 \
-	"DATABASES_HOST=host.docker.internal", "DATABASES_PORT=5432", "DATABASES_USER=postgres",              \
-		"DATABASES_PASSWORD=secret", "DATABASES_DBNAME=postgres", "POOL_MODE=transaction",            \
-		"MAX_CLIENT_CONN=1000", "DEFAULT_POOL_SIZE=25", "RESERVE_POOL_SIZE=5", "SERVER_IDLE_TIMEOUT=600", \
-		"AUTH_TYPE=md5"
+	"DATABASES_HOST=host.docker.internal", "DATABASES_PORT=5432", "DATABASES_USER=postgres",             \
+	    "DATABASES_PASSWORD=secret", "DATABASES_DBNAME=postgres", "POOL_MODE=transaction",               \
+	    "MAX_CLIENT_CONN=1000", "DEFAULT_POOL_SIZE=25", "RESERVE_POOL_SIZE=5",                           \
+	    "SERVER_IDLE_TIMEOUT=600", "AUTH_TYPE=md5"
 
 static void test_seed(void)
 {
@@ -85,7 +85,9 @@ static void test_seed(void)
 	CHECK(gen(&r, env) == 0);
 	CHECK_STR(r.errors, "");
 	CHECK_STR(r.warnings, "");
-	CHECK(has(r.ini, "\n* = host=host.docker.internal port=5432 dbname=postgres user=postgres password=secret\n"));
+	CHECK(
+	    has(r.ini,
+	        "\n* = host=host.docker.internal port=5432 dbname=postgres user=postgres password=secret\n"));
 	CHECK(has(r.ini, "\npool_mode = transaction\n"));
 	CHECK(has(r.ini, "\nmax_client_conn = 1000\n"));
 	CHECK(has(r.ini, "\ndefault_pool_size = 25\n"));
@@ -106,7 +108,8 @@ static void test_seed(void)
 	CHECK_STR(r.auth_file, "/etc/pgbouncer/userlist.txt");
 	CHECK_STR(r.listen_addr, "0.0.0.0");
 	CHECK(r.listen_port == 6432);
-	CHECK(r.n_users == 1 && strcmp(r.users[0].name, "postgres") == 0 && strcmp(r.users[0].password, "secret") == 0);
+	CHECK(r.n_users == 1 && strcmp(r.users[0].name, "postgres") == 0 &&
+	      strcmp(r.users[0].password, "secret") == 0);
 	/* the daemon's own loader accepts the result */
 	cf = config_load_string(r.ini, CONF, NULL, NULL, err, sizeof(err));
 	CHECK(cf != NULL);
@@ -144,7 +147,8 @@ static void test_every_setting_from_table(void)
 			continue;
 		snprintf(var, sizeof(var), "PGBOUNCER_");
 		for (const char *p = s->name; *p; p++)
-			snprintf(var + strlen(var), sizeof(var) - strlen(var), "%c", *p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+			snprintf(var + strlen(var), sizeof(var) - strlen(var), "%c",
+			         *p >= 'a' && *p <= 'z' ? *p - 32 : *p);
 		snprintf(var + strlen(var), sizeof(var) - strlen(var), "=%s", v);
 		snprintf(line, sizeof(line), "\n%s = %s\n", s->name, v);
 		if (gen(&r, env) != 0 || !has(r.ini, line))
@@ -238,7 +242,8 @@ static void test_unsupported_setting(void)
 		other_value(s, value, sizeof(value));
 		snprintf(var, sizeof(var), "PGBOUNCER_");
 		for (const char *p = s->name; *p; p++)
-			snprintf(var + strlen(var), sizeof(var) - strlen(var), "%c", *p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+			snprintf(var + strlen(var), sizeof(var) - strlen(var), "%c",
+			         *p >= 'a' && *p <= 'z' ? *p - 32 : *p);
 		up = strdup(var);
 		snprintf(var + strlen(var), sizeof(var) - strlen(var), "=%s", value);
 		{
@@ -265,7 +270,9 @@ static void test_missing_host(void)
 	EpResult r;
 	CHECK(gen(&r, env) == -1);
 	CHECK(r.n_errors == 1);
-	CHECK(has(r.errors, "DATABASES_HOST is required when DATABASES_PORT, DATABASES_USER, DATABASES_PASSWORD are set"));
+	CHECK(has(
+	    r.errors,
+	    "DATABASES_HOST is required when DATABASES_PORT, DATABASES_USER, DATABASES_PASSWORD are set"));
 	ep_result_free(&r);
 }
 
@@ -292,7 +299,8 @@ static void test_user_without_password(void)
 	CHECK(has(r.errors, "user \"app\" has no password") && has(r.errors, "DATABASES_PASSWORD"));
 	ep_result_free(&r);
 	{ /* admin_users lists each user once, "app" and "app2" both */
-		char *env4[] = {"DATABASE_URLS=postgres://app2:x@h/a,postgres://app@h/b", "AUTH_TYPE=trust", NULL};
+		char *env4[] = {"DATABASE_URLS=postgres://app2:x@h/a,postgres://app@h/b", "AUTH_TYPE=trust",
+		                NULL};
 		CHECK(gen(&r, env4) == 0);
 		CHECK(has(r.ini, "\nadmin_users = app2,app\n"));
 		ep_result_free(&r);
@@ -314,28 +322,30 @@ static void test_user_without_password(void)
 static void test_databases_parts_all_keys(void)
 {
 	char *env[] = {"DATABASES_HOST=10.0.0.5",
-		       "DATABASES_PORT=6543",
-		       "DATABASES_USER=app",
-		       "DATABASES_PASSWORD=pw",
-		       "DATABASES_DBNAME=appdb",
-		       "DATABASES_CLIENT_SIDE_DBNAME=app",
-		       "DATABASES_POOL_SIZE=7",
-		       "DATABASES_MIN_POOL_SIZE=2",
-		       "DATABASES_RESERVE_POOL=3",
-		       "DATABASES_CONNECT_QUERY=SELECT 1",
-		       "DATABASES_POOL_MODE=statement",
-		       "DATABASES_MAX_DB_CONNECTIONS=40",
-		       "DATABASES_CLIENT_ENCODING=UTF8",
-		       "DATABASES_DATESTYLE=ISO, MDY",
-		       "DATABASES_TIMEZONE=Europe/Paris",
-		       NULL};
+	               "DATABASES_PORT=6543",
+	               "DATABASES_USER=app",
+	               "DATABASES_PASSWORD=pw",
+	               "DATABASES_DBNAME=appdb",
+	               "DATABASES_CLIENT_SIDE_DBNAME=app",
+	               "DATABASES_POOL_SIZE=7",
+	               "DATABASES_MIN_POOL_SIZE=2",
+	               "DATABASES_RESERVE_POOL=3",
+	               "DATABASES_CONNECT_QUERY=SELECT 1",
+	               "DATABASES_POOL_MODE=statement",
+	               "DATABASES_MAX_DB_CONNECTIONS=40",
+	               "DATABASES_CLIENT_ENCODING=UTF8",
+	               "DATABASES_DATESTYLE=ISO, MDY",
+	               "DATABASES_TIMEZONE=Europe/Paris",
+	               NULL};
 	EpResult r;
 	Config *cf;
 	char err[256];
 	CHECK(gen(&r, env) == 0);
-	CHECK(has(r.ini, "\napp = host=10.0.0.5 port=6543 dbname=appdb user=app password=pw pool_size=7 min_pool_size=2 "
-			 "reserve_pool_size=3 connect_query='SELECT 1' pool_mode=statement max_db_connections=40 "
-			 "client_encoding=UTF8 datestyle='ISO, MDY' timezone=Europe/Paris\n"));
+	CHECK(has(
+	    r.ini,
+	    "\napp = host=10.0.0.5 port=6543 dbname=appdb user=app password=pw pool_size=7 min_pool_size=2 "
+	    "reserve_pool_size=3 connect_query='SELECT 1' pool_mode=statement max_db_connections=40 "
+	    "client_encoding=UTF8 datestyle='ISO, MDY' timezone=Europe/Paris\n"));
 	cf = config_load_string(r.ini, CONF, NULL, NULL, err, sizeof(err));
 	CHECK(cf != NULL);
 	if (cf) {
@@ -362,8 +372,8 @@ static void test_databases_per_db_errors(void)
 	{ /* per-database auth_user follows the daemon's support for it */
 		char *env2[] = {SEED, "DATABASES_AUTH_USER=lookup", NULL};
 		char err[256];
-		Config *probe = config_load_string("[databases]\nx = host=h auth_user=lookup\n", "t", NULL, NULL, err,
-						   sizeof(err));
+		Config *probe = config_load_string("[databases]\nx = host=h auth_user=lookup\n", "t", NULL,
+		                                   NULL, err, sizeof(err));
 		int rc = gen(&r, env2);
 		if (probe) {
 			CHECK(rc == 0 && has(r.ini, " auth_user=lookup"));
@@ -406,15 +416,18 @@ static void test_db_form(void)
 
 static void test_url(void)
 {
-	char *env[] = {"DATABASE_URL=postgres://us%40er:p%3Ass%2Fw@db.example:6543/my%20db?pool_size=7&pool_mode=session",
-		       NULL};
+	char *env[] = {"DATABASE_URL=postgres://us%40er:p%3Ass%2Fw@db.example:6543/"
+	               "my%20db?pool_size=7&pool_mode=session",
+	               NULL};
 	EpResult r;
 	Config *cf;
 	char err[256];
 	CHECK(gen(&r, env) == 0);
 	CHECK_STR(r.errors, "");
-	CHECK(has(r.ini, "\n\"my db\" = host=db.example port=6543 dbname='my db' user=us@er password=p:ss/w pool_size=7 "
-			 "pool_mode=session\n"));
+	CHECK(has(
+	    r.ini,
+	    "\n\"my db\" = host=db.example port=6543 dbname='my db' user=us@er password=p:ss/w pool_size=7 "
+	    "pool_mode=session\n"));
 	CHECK(has(r.userlist, "\"us@er\" \"md55b48d0c08ad8432662f2daf5a246024a\""));
 	CHECK(!has(r.ini_masked, "p:ss/w"));
 	cf = config_load_string(r.ini, CONF, NULL, NULL, err, sizeof(err));
@@ -425,7 +438,8 @@ static void test_url(void)
 	}
 	ep_result_free(&r);
 	{ /* postgresql://, IPv6, no port, alias via client_side_dbname */
-		char *env2[] = {"DATABASE_URL=postgresql://app:pw@[::1]/appdb?client_side_dbname=front", NULL};
+		char *env2[] = {"DATABASE_URL=postgresql://app:pw@[::1]/appdb?client_side_dbname=front",
+		                NULL};
 		CHECK(gen(&r, env2) == 0);
 		CHECK(has(r.ini, "\nfront = host=::1 dbname=appdb user=app password=pw\n"));
 		ep_result_free(&r);
@@ -503,8 +517,8 @@ static void test_urls(void)
 static void test_raw(void)
 {
 	char *env[] = {"DATABASES=main = host=pg dbname=app user=app password='se;c''ret' ; "
-		       "\"odd name\" = host=pg2\nstats=host=pg3 pool_size=2",
-		       NULL};
+	               "\"odd name\" = host=pg2\nstats=host=pg3 pool_size=2",
+	               NULL};
 	EpResult r;
 	CHECK(gen(&r, env) == 0);
 	CHECK_STR(r.errors, "");
@@ -544,8 +558,9 @@ static void test_file_secrets(void)
 	fake.files[1][0] = "/run/secrets/mode";
 	fake.files[1][1] = "transaction";
 	{
-		char *env[] = {"DATABASES_HOST=db", "DATABASES_USER=postgres", "DATABASES_PASSWORD_FILE=/run/secrets/pg",
-			       "POOL_MODE_FILE=/run/secrets/mode", NULL};
+		char *env[] = {"DATABASES_HOST=db", "DATABASES_USER=postgres",
+		               "DATABASES_PASSWORD_FILE=/run/secrets/pg", "POOL_MODE_FILE=/run/secrets/mode",
+		               NULL};
 		CHECK(gen(&r, env) == 0);
 		CHECK(has(r.ini, "password=fromfile\n")); /* the trailing newline is not part of it */
 		CHECK(has(r.ini, "pool_mode = transaction"));
@@ -553,19 +568,20 @@ static void test_file_secrets(void)
 	}
 	{ /* both forms set */
 		char *env[] = {"DATABASES_HOST=db", "DATABASES_USER=postgres", "DATABASES_PASSWORD=x",
-			       "DATABASES_PASSWORD_FILE=/run/secrets/pg", NULL};
+		               "DATABASES_PASSWORD_FILE=/run/secrets/pg", NULL};
 		CHECK(gen(&r, env) == -1);
 		CHECK(has(r.errors, "DATABASES_PASSWORD and DATABASES_PASSWORD_FILE are both set"));
 		ep_result_free(&r);
 	}
 	{ /* an empty NAME (compose's "${X:-}") does not conflict */
-		char *env[] = {"DATABASES_HOST=db", "DATABASES_USER=postgres", "DATABASES_PASSWORD=",
-			       "DATABASES_PASSWORD_FILE=/run/secrets/pg", NULL};
+		char *env[] = {"DATABASES_HOST=db", "DATABASES_USER=postgres",
+		               "DATABASES_PASSWORD=", "DATABASES_PASSWORD_FILE=/run/secrets/pg", NULL};
 		CHECK(gen(&r, env) == 0);
 		ep_result_free(&r);
 	}
 	{ /* a missing file */
-		char *env[] = {"DATABASES_HOST=db", "DATABASES_USER=postgres", "DATABASES_PASSWORD_FILE=/nope", NULL};
+		char *env[] = {"DATABASES_HOST=db", "DATABASES_USER=postgres",
+		               "DATABASES_PASSWORD_FILE=/nope", NULL};
 		CHECK(gen(&r, env) == -1);
 		CHECK(has(r.errors, "DATABASES_PASSWORD_FILE: cannot read /nope"));
 		ep_result_free(&r);
@@ -573,7 +589,8 @@ static void test_file_secrets(void)
 	{ /* DATABASE_URL_FILE, the prefixed setting's _FILE */
 		fake.files[2][0] = "/run/secrets/url";
 		fake.files[2][1] = "postgres://u:p@h/d\r\n";
-		char *env[] = {"DATABASE_URL_FILE=/run/secrets/url", "PGBOUNCER_POOL_MODE_FILE=/run/secrets/mode", NULL};
+		char *env[] = {"DATABASE_URL_FILE=/run/secrets/url",
+		               "PGBOUNCER_POOL_MODE_FILE=/run/secrets/mode", NULL};
 		CHECK(gen(&r, env) == 0);
 		CHECK(has(r.ini, "\nd = host=h dbname=d user=u password=p\n"));
 		CHECK(has(r.ini, "pool_mode = transaction"));
@@ -590,7 +607,7 @@ static void test_auth_types(void)
 	int scram_ok;
 	{
 		char *env[] = {"DATABASES_HOST=db", "DATABASES_USER=postgres", "DATABASES_PASSWORD=pencil",
-			       "AUTH_TYPE=plain", NULL};
+		               "AUTH_TYPE=plain", NULL};
 		CHECK(gen(&r, env) == 0);
 		CHECK(has(r.userlist, "\n\"postgres\" \"pencil\"\n"));
 		CHECK(!has(r.userlist_masked, "pencil"));
@@ -598,7 +615,7 @@ static void test_auth_types(void)
 	}
 	{
 		char *env[] = {"DATABASES_HOST=db", "DATABASES_USER=postgres", "DATABASES_PASSWORD=pencil",
-			       "AUTH_TYPE=trust", NULL};
+		               "AUTH_TYPE=trust", NULL};
 		CHECK(gen(&r, env) == 0);
 		CHECK(has(r.userlist, "\n\"postgres\" \"\"\n"));
 		CHECK(has(r.ini, "password=pencil")); /* the server still needs it */
@@ -606,7 +623,7 @@ static void test_auth_types(void)
 	}
 	{
 		char *env[] = {"DATABASES_HOST=db", "DATABASES_USER=postgres", "DATABASES_PASSWORD=pencil",
-			       "AUTH_TYPE=bogus", NULL};
+		               "AUTH_TYPE=bogus", NULL};
 		CHECK(gen(&r, env) == -1);
 		CHECK(has(r.errors, "AUTH_TYPE: ") && has(r.errors, "md5"));
 		ep_result_free(&r);
@@ -617,7 +634,7 @@ static void test_auth_types(void)
 	config_free(probe);
 	{
 		char *env[] = {"DATABASES_HOST=db", "DATABASES_USER=postgres", "DATABASES_PASSWORD=pencil",
-			       "AUTH_TYPE=scram-sha-256", NULL};
+		               "AUTH_TYPE=scram-sha-256", NULL};
 		int rc = gen(&r, env);
 		if (scram_ok) {
 			CHECK(rc == 0);
@@ -637,8 +654,9 @@ static void test_secrets(void)
 	ep_md5_secret("postgres", "secret", md5);
 	CHECK_STR(md5, "md553f48b7c4b76a86ce72276c5755f217d");
 	s = ep_scram_secret("pencil", salt, sizeof(salt), 4096);
-	CHECK_STR(s, "SCRAM-SHA-256$4096:AAECAwQFBgcICQoLDA0ODw==$zHCdol2044/ZyWzPLi7oxApCkamKw9Z+E4U/QApd/5Y=:"
-		     "dd5peBOitVnLNFu7VmwP+HiDaaw4OUCv396eVCWhYiE=");
+	CHECK_STR(s,
+	          "SCRAM-SHA-256$4096:AAECAwQFBgcICQoLDA0ODw==$zHCdol2044/ZyWzPLi7oxApCkamKw9Z+E4U/QApd/5Y=:"
+	          "dd5peBOitVnLNFu7VmwP+HiDaaw4OUCv396eVCWhYiE=");
 	free(s);
 }
 
@@ -716,7 +734,8 @@ static void test_admin_and_user(void)
 		ep_result_free(&r);
 	}
 	{ /* listen address and auth file can be changed */
-		char *env[] = {SEED, "LISTEN_ADDR=127.0.0.1", "LISTEN_PORT=7000", "AUTH_FILE=/tmp/u.txt", NULL};
+		char *env[] = {SEED, "LISTEN_ADDR=127.0.0.1", "LISTEN_PORT=7000", "AUTH_FILE=/tmp/u.txt",
+		               NULL};
 		CHECK(gen(&r, env) == 0);
 		CHECK(has(r.ini, "\nlisten_addr = 127.0.0.1\n") && has(r.ini, "\nlisten_port = 7000\n"));
 		CHECK_STR(r.auth_file, "/tmp/u.txt");
@@ -752,11 +771,11 @@ static void test_unknown_vars(void)
 static void test_mounted(void)
 {
 	const char *ini = "[databases]\n"
-			  "app = host=pg user=app password=hunter2\n"
-			  "[pgbouncer]\n"
-			  "listen_addr = *\n"
-			  "listen_port = 6000\n"
-			  "auth_file = /etc/pgbouncer/users.txt\n";
+	                  "app = host=pg user=app password=hunter2\n"
+	                  "[pgbouncer]\n"
+	                  "listen_addr = *\n"
+	                  "listen_port = 6000\n"
+	                  "auth_file = /etc/pgbouncer/users.txt\n";
 	EpResult r;
 	memset(&fake, 0, sizeof(fake));
 	{ /* ini mounted: used as-is; env settings ignored with a warning; userlist from env */
@@ -795,10 +814,12 @@ static void test_mounted(void)
 
 static void test_masking(void)
 {
-	char *m = ep_mask_ini("[pgbouncer]\npassword = keep\n[databases]\n"
-			      "a = host=x password=one user=u\n\"b=c\" = password='t w''o' host=y\n; password=z\n");
+	char *m =
+	    ep_mask_ini("[pgbouncer]\npassword = keep\n[databases]\n"
+	                "a = host=x password=one user=u\n\"b=c\" = password='t w''o' host=y\n; password=z\n");
 	CHECK_STR(m, "[pgbouncer]\npassword = keep\n[databases]\n"
-		     "a = host=x password=" EP_MASK " user=u\n\"b=c\" = password=" EP_MASK " host=y\n; password=z\n");
+	             "a = host=x password=" EP_MASK " user=u\n\"b=c\" = password=" EP_MASK
+	             " host=y\n; password=z\n");
 	free(m);
 	m = ep_mask_userlist("; comment\n\"a\" \"md5abc\"\n\"b\"\"c\" \"SCRAM-SHA-256$x\" trailing\n");
 	CHECK_STR(m, "; comment\n\"a\" \"" EP_MASK "\"\n\"b\"\"c\" \"" EP_MASK "\"\n");

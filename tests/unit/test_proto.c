@@ -108,7 +108,8 @@ static void test_auth_request(void)
 	uint8_t empty[] = {'R', 0, 0, 0, 4};
 	CHECK(proto_parse_header(empty, sizeof(empty), false, 1000, &h) == PROTO_OK);
 	CHECK(proto_parse_auth_request(&h, &ar) == PROTO_ERROR);
-	uint8_t sasl[] = {'R', 0, 0, 0, 23, 0, 0, 0, 10, 'S', 'C', 'R', 'A', 'M', '-', 'S', 'H', 'A', '-', '2', '5', '6', 0, 0};
+	uint8_t sasl[] = {'R', 0,   0,   0,   23,  0,   0,   0,   10,  'S', 'C', 'R',
+	                  'A', 'M', '-', 'S', 'H', 'A', '-', '2', '5', '6', 0,   0};
 	CHECK(proto_parse_header(sasl, sizeof(sasl), false, 1000, &h) == PROTO_OK);
 	CHECK(proto_parse_auth_request(&h, &ar) == PROTO_OK);
 	CHECK(ar.code == 10 && ar.payload_len == 15);

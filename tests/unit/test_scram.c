@@ -5,17 +5,17 @@
 #include <stdint.h>
 
 /* RFC 7677 section 3 example exchange */
-#define RFC_NONCE "rOprNGfwEbeRWgbNEkqO"
-#define RFC_SNONCE RFC_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
-#define RFC_SALT "W22ZaJ0SNY7soEsUEjb6gQ=="
+#define RFC_NONCE        "rOprNGfwEbeRWgbNEkqO"
+#define RFC_SNONCE       RFC_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+#define RFC_SALT         "W22ZaJ0SNY7soEsUEjb6gQ=="
 #define RFC_SERVER_FIRST "r=" RFC_SNONCE ",s=" RFC_SALT ",i=4096"
 #define RFC_CLIENT_FINAL "c=biws,r=" RFC_SNONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
 /* The RFC vector's salt/iterations for "pencil" as a pg_authid secret, computed outside
  * this code with `openssl kdf PBKDF2` and `openssl dgst -mac HMAC`. */
-#define RFC_SECRET                                                                         \
-	"SCRAM-SHA-256$4096:" RFC_SALT "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"    \
+#define RFC_SECRET                                                                                           \
+	"SCRAM-SHA-256$4096:" RFC_SALT "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"                      \
 	"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
 
 static const uint8_t salt4[4] = {1, 2, 3, 4};
@@ -74,14 +74,14 @@ static void test_base64(void)
 	CHECK(scram_b64_decode("YQ==", 4, buf, sizeof(buf)) == 1 && buf[0] == 'a');
 	CHECK(scram_b64_decode("YWI=", 4, buf, sizeof(buf)) == 2 && memcmp(buf, "ab", 2) == 0);
 	CHECK(scram_b64_decode("biws", 4, buf, sizeof(buf)) == 3 && memcmp(buf, "n,,", 3) == 0);
-	CHECK(scram_b64_decode("YQ=", 3, buf, sizeof(buf)) == -1);       /* length */
-	CHECK(scram_b64_decode("YR==", 4, buf, sizeof(buf)) == -1);      /* stray bits */
-	CHECK(scram_b64_decode("YWJ=", 4, buf, sizeof(buf)) == -1);      /* stray bits */
-	CHECK(scram_b64_decode("Y===", 4, buf, sizeof(buf)) == -1);      /* too much padding */
-	CHECK(scram_b64_decode("YQ=a", 4, buf, sizeof(buf)) == -1);      /* pad in the middle */
-	CHECK(scram_b64_decode("YQ==YQ==", 8, buf, sizeof(buf)) == -1);  /* pad not at end */
-	CHECK(scram_b64_decode("YW I", 4, buf, sizeof(buf)) == -1);      /* bad character */
-	CHECK(scram_b64_decode("biwsbiws", 8, buf, 5) == -1);            /* out too small */
+	CHECK(scram_b64_decode("YQ=", 3, buf, sizeof(buf)) == -1);      /* length */
+	CHECK(scram_b64_decode("YR==", 4, buf, sizeof(buf)) == -1);     /* stray bits */
+	CHECK(scram_b64_decode("YWJ=", 4, buf, sizeof(buf)) == -1);     /* stray bits */
+	CHECK(scram_b64_decode("Y===", 4, buf, sizeof(buf)) == -1);     /* too much padding */
+	CHECK(scram_b64_decode("YQ=a", 4, buf, sizeof(buf)) == -1);     /* pad in the middle */
+	CHECK(scram_b64_decode("YQ==YQ==", 8, buf, sizeof(buf)) == -1); /* pad not at end */
+	CHECK(scram_b64_decode("YW I", 4, buf, sizeof(buf)) == -1);     /* bad character */
+	CHECK(scram_b64_decode("biwsbiws", 8, buf, 5) == -1);           /* out too small */
 }
 
 /* Start an exchange with the RFC's nonce and user, for the failure tests. */
@@ -101,21 +101,19 @@ static void test_rfc7677(void)
 
 	/* The RFC sends n=user; PostgreSQL sends an empty n= (the user is in the startup
 	 * packet), so the user is injectable only for this vector. */
-	CHECK(scram_client_start_with_nonce(&sc, "pencil", "user", RFC_NONCE, out, sizeof(out),
-					    &used) == 0);
+	CHECK(scram_client_start_with_nonce(&sc, "pencil", "user", RFC_NONCE, out, sizeof(out), &used) == 0);
 	CHECK_STR(out, "n,,n=user,r=" RFC_NONCE);
 	CHECK(used == strlen(out));
 
-	CHECK(scram_client_continue(&sc, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out,
-				    sizeof(out), &used, err, sizeof(err)) == 0);
+	CHECK(scram_client_continue(&sc, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out, sizeof(out), &used,
+	                            err, sizeof(err)) == 0);
 	CHECK_STR(out, RFC_CLIENT_FINAL);
 	CHECK(used == strlen(RFC_CLIENT_FINAL));
 	/* the password is not needed after the proof, so it is already gone */
 	CHECK(sc.password[0] == '\0' && sc.password_len == 0);
 
 	err[0] = '\0';
-	CHECK(scram_client_finish(&sc, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), err,
-				  sizeof(err)) == 0);
+	CHECK(scram_client_finish(&sc, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), err, sizeof(err)) == 0);
 	CHECK_STR(err, "");
 	CHECK(sc.state == SCRAM_STATE_DONE);
 	scram_client_wipe(&sc);
@@ -125,25 +123,24 @@ static void test_rfc7677(void)
 		char buf[sizeof(RFC_SERVER_FIRST) + 8];
 		memcpy(buf, RFC_SERVER_FIRST "GARBAGE", sizeof(RFC_SERVER_FIRST) + 7);
 		rfc_start(&sc);
-		CHECK(scram_client_continue(&sc, buf, strlen(RFC_SERVER_FIRST), out, sizeof(out),
-					    &used, err, sizeof(err)) == 0);
+		CHECK(scram_client_continue(&sc, buf, strlen(RFC_SERVER_FIRST), out, sizeof(out), &used, err,
+		                            sizeof(err)) == 0);
 		CHECK_STR(out, RFC_CLIENT_FINAL);
 		scram_client_wipe(&sc);
 	}
 
 	/* extensions after i= are ignored, but are part of AuthMessage so the proof changes */
 	rfc_start(&sc);
-	CHECK(scram_client_continue(&sc, RFC_SERVER_FIRST ",x=ext", strlen(RFC_SERVER_FIRST) + 6,
-				    out, sizeof(out), &used, err, sizeof(err)) == 0);
-	CHECK(strncmp(out, "c=biws,r=" RFC_SNONCE ",p=", strlen("c=biws,r=" RFC_SNONCE ",p=")) ==
-	      0);
+	CHECK(scram_client_continue(&sc, RFC_SERVER_FIRST ",x=ext", strlen(RFC_SERVER_FIRST) + 6, out,
+	                            sizeof(out), &used, err, sizeof(err)) == 0);
+	CHECK(strncmp(out, "c=biws,r=" RFC_SNONCE ",p=", strlen("c=biws,r=" RFC_SNONCE ",p=")) == 0);
 	CHECK(strcmp(out, RFC_CLIENT_FINAL) != 0);
 	scram_client_wipe(&sc);
 
 	/* out too small for client-final */
 	rfc_start(&sc);
-	CHECK(scram_client_continue(&sc, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out, 40,
-				    &used, err, sizeof(err)) == -1);
+	CHECK(scram_client_continue(&sc, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out, 40, &used, err,
+	                            sizeof(err)) == -1);
 	scram_client_wipe(&sc);
 }
 
@@ -170,12 +167,10 @@ static void test_client_start(void)
 	memset(longpw, 'x', sizeof(longpw) - 1);
 	longpw[sizeof(longpw) - 1] = '\0';
 	CHECK(scram_client_start(&sc, longpw, out, sizeof(out), &used) == -1);
-	CHECK(scram_client_start_with_nonce(&sc, "pw", NULL, "bad,nonce", out, sizeof(out),
-					    &used) == -1);
+	CHECK(scram_client_start_with_nonce(&sc, "pw", NULL, "bad,nonce", out, sizeof(out), &used) == -1);
 	CHECK(scram_client_start_with_nonce(&sc, "pw", NULL, "", out, sizeof(out), &used) == -1);
 	/* saslname escaping of ',' and '=' */
-	CHECK(scram_client_start_with_nonce(&sc, "pw", "a,b=c", "abc", out, sizeof(out), &used) ==
-	      0);
+	CHECK(scram_client_start_with_nonce(&sc, "pw", "a,b=c", "abc", out, sizeof(out), &used) == 0);
 	CHECK_STR(out, "n,,n=a=2Cb=3Dc,r=abc");
 	scram_client_wipe(&sc);
 }
@@ -196,8 +191,8 @@ static void check_bad_first(const char *msg, size_t len, const char *want)
 	CHECK(sc.password[0] == '\0');
 	if (!strstr(err, want)) {
 		unit_failed++;
-		fprintf(stderr, "FAIL %s:%d: server-first \"%.*s\": error \"%s\" lacks \"%s\"\n",
-			__FILE__, __LINE__, (int)len, msg, err, want);
+		fprintf(stderr, "FAIL %s:%d: server-first \"%.*s\": error \"%s\" lacks \"%s\"\n", __FILE__,
+		        __LINE__, (int)len, msg, err, want);
 	} else {
 		unit_passed++;
 	}
@@ -229,14 +224,14 @@ static void test_bad_server_first(void)
 	BAD_FIRST("r=" RFC_SNONCE ",s=" RFC_SALT ",i=10000001", "out of range");
 	BAD_FIRST("r=" RFC_SNONCE ",s=" RFC_SALT ",i=99999999999999999999999999", "out of range");
 	BAD_FIRST("r=" RFC_SNONCE ",s=" RFC_SALT, "iteration count (i=)");
-	BAD_FIRST("r=" RFC_SNONCE ",s=W22ZaJ0SN", "base64"); /* truncated in the salt */
+	BAD_FIRST("r=" RFC_SNONCE ",s=W22ZaJ0SN", "base64");              /* truncated in the salt */
 	BAD_FIRST("r=" RFC_SNONCE ",s=W22ZaJ0S", "iteration count (i=)"); /* at a quantum */
-	BAD_FIRST("r=" RFC_SNONCE, "salt (s=)");             /* truncated after the nonce */
-	BAD_FIRST("r=" RFC_SNONCE ",i=4096,s=" RFC_SALT, "salt (s=)"); /* wrong order */
+	BAD_FIRST("r=" RFC_SNONCE, "salt (s=)");                          /* truncated after the nonce */
+	BAD_FIRST("r=" RFC_SNONCE ",i=4096,s=" RFC_SALT, "salt (s=)");    /* wrong order */
 	BAD_FIRST("m=ext,r=" RFC_SNONCE ",s=" RFC_SALT ",i=4096", "extension");
 	BAD_FIRST("e=other-error", "server error: other-error");
 	check_bad_first("r=" RFC_SNONCE "\0,s=" RFC_SALT ",i=4096",
-			strlen("r=" RFC_SNONCE ",s=" RFC_SALT ",i=4096") + 1, "NUL");
+	                strlen("r=" RFC_SNONCE ",s=" RFC_SALT ",i=4096") + 1, "NUL");
 	memset(big, 'a', sizeof(big));
 	check_bad_first(big, sizeof(big), "too long");
 
@@ -247,8 +242,8 @@ static void test_bad_server_first(void)
 		size_t used;
 
 		memset(&sc, 0, sizeof(sc));
-		CHECK(scram_client_continue(&sc, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out,
-					    sizeof(out), &used, err, sizeof(err)) == -1);
+		CHECK(scram_client_continue(&sc, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out, sizeof(out),
+		                            &used, err, sizeof(err)) == -1);
 		CHECK(strstr(err, "out of order") != NULL);
 	}
 }
@@ -262,8 +257,8 @@ static int rfc_finish(const char *final, char *err, size_t errlen)
 	int rc;
 
 	rfc_start(&sc);
-	if (scram_client_continue(&sc, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out,
-				  sizeof(out), &used, err, errlen) != 0)
+	if (scram_client_continue(&sc, RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST), out, sizeof(out), &used,
+	                          err, errlen) != 0)
 		return -2;
 	err[0] = '\0';
 	rc = scram_client_finish(&sc, final, strlen(final), err, errlen);
@@ -301,7 +296,7 @@ static void test_server_final(void)
 
 		scram_client_start(&sc, "pencil", out, sizeof(out), &used);
 		CHECK(scram_client_finish(&sc, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), err,
-					  sizeof(err)) == -1);
+		                          sizeof(err)) == -1);
 		CHECK(strstr(err, "out of order") != NULL);
 		scram_client_wipe(&sc);
 	}
@@ -349,34 +344,33 @@ static void test_secrets(void)
 	CHECK(scram_parse_secret("pencil", &s) == -1);
 	CHECK(scram_parse_secret("md56a422f785c9e20873908ce25d1736ae2", &s) == -1);
 	CHECK(scram_parse_secret("SCRAM-SHA-1$4096:" RFC_SALT "$AAAA:AAAA", &s) == -1);
-	CHECK(scram_parse_secret("SCRAM-SHA-256$0:" RFC_SALT
-				 "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
-				 "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
-				 &s) == -1);
+	CHECK(scram_parse_secret("SCRAM-SHA-256$0:" RFC_SALT "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
+	                         "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+	                         &s) == -1);
 	CHECK(scram_parse_secret("SCRAM-SHA-256$x4096:" RFC_SALT
-				 "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
-				 "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
-				 &s) == -1);
+	                         "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
+	                         "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+	                         &s) == -1);
 	CHECK(scram_parse_secret("SCRAM-SHA-256$99999999999999999999:" RFC_SALT
-				 "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
-				 "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
-				 &s) == -1);
+	                         "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
+	                         "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+	                         &s) == -1);
 	CHECK(scram_parse_secret("SCRAM-SHA-256$4096:$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
-				 "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
-				 &s) == -1); /* empty salt */
+	                         "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+	                         &s) == -1); /* empty salt */
 	CHECK(scram_parse_secret("SCRAM-SHA-256$4096:" RFC_SALT
-				 "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=",
-				 &s) == -1); /* no ServerKey */
+	                         "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=",
+	                         &s) == -1); /* no ServerKey */
 	CHECK(scram_parse_secret("SCRAM-SHA-256$4096:" RFC_SALT "$AAAA:"
-				 "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
-				 &s) == -1); /* short StoredKey */
-	CHECK(scram_parse_secret(RFC_SECRET "x", &s) == -1);  /* trailing garbage */
+	                         "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+	                         &s) == -1);                 /* short StoredKey */
+	CHECK(scram_parse_secret(RFC_SECRET "x", &s) == -1); /* trailing garbage */
 	CHECK(scram_parse_secret(RFC_SECRET " ", &s) == -1);
 	CHECK(scram_parse_secret("SCRAM-SHA-256$4096:W22Z!J0SNY7soEsUEjb6gQ=="
-				 "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
-				 "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
-				 &s) == -1); /* bad base64 salt */
-	CHECK(s.iterations == 0); /* a failed parse leaves nothing behind */
+	                         "$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
+	                         "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+	                         &s) == -1); /* bad base64 salt */
+	CHECK(s.iterations == 0);            /* a failed parse leaves nothing behind */
 }
 
 int main(void)

@@ -12,8 +12,7 @@ static char err[256];
 static int parse(const char *line)
 {
 	name[0] = secret[0] = err[0] = '\0';
-	return userlist_parse_line(line, name, sizeof(name), secret, sizeof(secret), err,
-				   sizeof(err));
+	return userlist_parse_line(line, name, sizeof(name), secret, sizeof(secret), err, sizeof(err));
 }
 
 static void test_parse_ok(void)
@@ -105,10 +104,10 @@ static void test_parse_errors(void)
 	{
 		char n8[8], s8[8];
 		CHECK(userlist_parse_line("\"abcdefgh\" \"x\"", n8, sizeof(n8), s8, sizeof(s8), err,
-					  sizeof(err)) == -1);
+		                          sizeof(err)) == -1);
 		CHECK_STR(err, "user name too long (max 7 bytes)");
-		CHECK(userlist_parse_line("\"abcdefg\" \"1234567\"", n8, sizeof(n8), s8, sizeof(s8),
-					  err, sizeof(err)) == 1);
+		CHECK(userlist_parse_line("\"abcdefg\" \"1234567\"", n8, sizeof(n8), s8, sizeof(s8), err,
+		                          sizeof(err)) == 1);
 		CHECK_STR(s8, "1234567");
 	}
 }
@@ -137,15 +136,15 @@ static void test_load(void)
 	UserList *ul;
 
 	write_temp(path, sizeof(path),
-		   "; pgbouncer userlist\n"
-		   "\"alice\" \"wonderland\"\n"
-		   "\n"
-		   "# md5 of secret+app\n"
-		   "\"app\" \"md56a422f785c9e20873908ce25d1736ae2\" extra\n"
-		   "\"bob\" \"old\"\n"
-		   "\"q\"\"uote\" \"\"\n"
-		   "\"bob\" \"new\"\r\n"
-		   "\"last\" \"no newline at end\"");
+	           "; pgbouncer userlist\n"
+	           "\"alice\" \"wonderland\"\n"
+	           "\n"
+	           "# md5 of secret+app\n"
+	           "\"app\" \"md56a422f785c9e20873908ce25d1736ae2\" extra\n"
+	           "\"bob\" \"old\"\n"
+	           "\"q\"\"uote\" \"\"\n"
+	           "\"bob\" \"new\"\r\n"
+	           "\"last\" \"no newline at end\"");
 	err[0] = '\0';
 	ul = userlist_load(path, err, sizeof(err));
 	CHECK(ul != NULL);
@@ -291,14 +290,11 @@ static void test_secret_kind(void)
 	CHECK(userlist_secret_kind("md56a422f785c9e20873908ce25d1736ae2") == USERLIST_SECRET_MD5);
 	CHECK(userlist_secret_kind("md56A422F785C9E20873908CE25D1736AE2") == USERLIST_SECRET_MD5);
 	CHECK(userlist_secret_kind("md56a422f785c9e20873908ce25d1736ae") == USERLIST_SECRET_PLAIN);
-	CHECK(userlist_secret_kind("md56a422f785c9e20873908ce25d1736ae22") ==
-	      USERLIST_SECRET_PLAIN);
-	CHECK(userlist_secret_kind("md56a422f785c9e20873908ce25d1736aez") ==
-	      USERLIST_SECRET_PLAIN);
+	CHECK(userlist_secret_kind("md56a422f785c9e20873908ce25d1736ae22") == USERLIST_SECRET_PLAIN);
+	CHECK(userlist_secret_kind("md56a422f785c9e20873908ce25d1736aez") == USERLIST_SECRET_PLAIN);
 	CHECK(userlist_secret_kind("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"
-				   "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
-				   "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=") ==
-	      USERLIST_SECRET_SCRAM);
+	                           "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
+	                           "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=") == USERLIST_SECRET_SCRAM);
 	CHECK(userlist_secret_kind("SCRAM-SHA-256$") == USERLIST_SECRET_PLAIN);
 	CHECK(userlist_secret_kind("SCRAM-SHA-256$4096:salt$key") == USERLIST_SECRET_PLAIN);
 	CHECK(userlist_secret_kind("SCRAM-SHA-256$x:salt$a:b") == USERLIST_SECRET_PLAIN);
