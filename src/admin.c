@@ -3,6 +3,7 @@
  * wait (PAUSE, SUSPEND, WAIT_CLOSE) and the stats-period snapshots behind the averages.
  * SHOW output lives in admin_show.c. */
 #include "admin.h"
+#include "worker.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -155,58 +156,88 @@ AdminParseKind admin_parse_command(const char *query, AdminCommand *out)
 
 /* ---------------------------------------------------------------- state */
 
-static App *s_app;
-static Database s_db;
-static Pool s_pool;
-static User s_user;
+/* The console's pseudo database, user and pool: one set per worker, since each worker's
+ * console clients sit on its own lists. Owned by the worker (Worker.console). */
+typedef struct Console {
+	Database db;
+	User user;
+	Pool pool;
+} Console;
+
 static char s_name[] = "pgbouncer";
-static bool s_objects_ready;
+/* Control-plane state: read and written only with the world stopped (console commands,
+ * admin_tick) or before the workers start. */
 static bool s_suspended;
 static usec_t s_suspend_start;
 static bool s_was_paused;
+static bool s_tick_work; /* a wait, pause or suspend for admin_tick to follow */
 static struct event s_tick_ev;
 
-static void objects_init(Worker *w)
+void admin_worker_init(Worker *w)
 {
-	if (s_objects_ready)
+	Console *con = calloc(1, sizeof(*con));
+	if (!con)
+		abort();
+	w->console = con;
+	Database *db = &con->db;
+	User *u = &con->user;
+	Pool *p = &con->pool;
+	list_init(&db->head);
+	snprintf(db->name, sizeof(db->name), "%s", s_name);
+	db->dbname = s_name;
+	db->forced_user = s_name;
+	db->pool_size = 2;
+	db->min_pool_size = 0;
+	db->reserve_pool_size = 0;
+	db->pool_mode = POOL_MODE_STATEMENT;
+	db->max_db_connections = db->max_db_client_connections = -1;
+	db->server_lifetime = -1;
+	db->console = true;
+	db->sh = shared_get(w->app, SHARED_DB, s_name, "\001console");
+	list_init(&u->head);
+	snprintf(u->name, sizeof(u->name), "%s", s_name);
+	u->pool_size = u->reserve_pool_size = u->pool_mode = -1;
+	u->max_user_connections = u->max_user_client_connections = -1;
+	u->sh = shared_get(w->app, SHARED_USER, s_name, "\001console");
+	list_init(&p->head);
+	list_init(&p->active_clients);
+	list_init(&p->waiting_clients);
+	list_init(&p->active_servers);
+	list_init(&p->idle_servers);
+	list_init(&p->used_servers);
+	list_init(&p->tested_servers);
+	list_init(&p->new_servers);
+	p->w = w;
+	p->db = db;
+	p->user = u;
+	p->sh = shared_get(w->app, SHARED_POOL, s_name, "\001console");
+	p->welcome.ready = true;
+}
+
+void admin_worker_cleanup(Worker *w)
+{
+	List *item;
+	Console *con = w->console;
+	if (!con)
 		return;
-	s_objects_ready = true;
-	list_init(&s_db.head);
-	snprintf(s_db.name, sizeof(s_db.name), "%s", s_name);
-	s_db.dbname = s_name;
-	s_db.forced_user = s_name;
-	s_db.pool_size = 2;
-	s_db.min_pool_size = 0;
-	s_db.reserve_pool_size = 0;
-	s_db.pool_mode = POOL_MODE_STATEMENT;
-	s_db.max_db_connections = s_db.max_db_client_connections = -1;
-	s_db.server_lifetime = -1;
-	list_init(&s_user.head);
-	snprintf(s_user.name, sizeof(s_user.name), "%s", s_name);
-	s_user.pool_size = s_user.reserve_pool_size = s_user.pool_mode = -1;
-	s_user.max_user_connections = s_user.max_user_client_connections = -1;
-	list_init(&s_pool.head);
-	list_init(&s_pool.active_clients);
-	list_init(&s_pool.waiting_clients);
-	list_init(&s_pool.active_servers);
-	list_init(&s_pool.idle_servers);
-	list_init(&s_pool.used_servers);
-	list_init(&s_pool.tested_servers);
-	list_init(&s_pool.new_servers);
-	s_pool.w = w;
-	s_pool.db = &s_db;
-	s_pool.user = &s_user;
-	s_pool.welcome.ready = true;
+	while ((item = list_first(&con->pool.active_clients)) != NULL) {
+		Client *c = LIST_CONTAINER(item, Client, head);
+		sbuf_close(&c->sb);
+		client_set_state(c, CL_JUSTFREE);
+	}
+	pool_reap(w);
+	free(con);
+	w->console = NULL;
 }
 
-Database *admin_database(void)
+Database *admin_database(Worker *w)
 {
-	return &s_db;
+	return &((Console *)w->console)->db;
 }
 
-Pool *admin_pool(void)
+Pool *admin_pool(Worker *w)
 {
-	return &s_pool;
+	return &((Console *)w->console)->pool;
 }
 
 bool admin_is_suspended(void)
@@ -238,6 +269,13 @@ static bool need_admin(Client *c)
 
 /* ---------------------------------------------------------------- lookups and counts */
 
+/* With several workers each has its own copy of a database; the console (world stopped) acts
+ * on all copies of a name. name NULL: every database. */
+static bool db_matches(const Database *db, const char *name)
+{
+	return !name || strcmp(db->name, name) == 0;
+}
+
 static Database *find_db(Worker *w, const char *name)
 {
 	List *item;
@@ -249,32 +287,59 @@ static Database *find_db(Worker *w, const char *name)
 	return NULL;
 }
 
-static int db_server_count(Worker *w, Database *db)
+/* Make sure every worker has the database (autodb creates it on first use); the caller's copy. */
+static Database *find_db_everywhere(Worker *self, const char *name, bool create)
+{
+	App *app = self->app;
+	Database *mine = NULL;
+	for (int i = 0; i < app->n_workers; i++) {
+		Worker *w = app->workers[i];
+		Database *db = create ? pool_find_database(w, name) : find_db(w, name);
+		if (w == self)
+			mine = db;
+	}
+	return mine;
+}
+
+static void set_db_flag(App *app, const char *name, size_t off, bool value)
+{
+	List *item;
+	for (int i = 0; i < app->n_workers; i++)
+		LIST_FOREACH (item, &app->workers[i]->databases) {
+			Database *db = LIST_CONTAINER(item, Database, head);
+			if (db_matches(db, name))
+				*(bool *)((char *)db + off) = value;
+		}
+}
+
+static int db_server_count(App *app, const char *name)
 {
 	int n = 0;
 	List *item;
-	LIST_FOREACH (item, &w->pools) {
-		Pool *p = LIST_CONTAINER(item, Pool, head);
-		if (!db || p->db == db)
-			n += pool_server_count(p);
-	}
+	for (int i = 0; i < app->n_workers; i++)
+		LIST_FOREACH (item, &app->workers[i]->pools) {
+			Pool *p = LIST_CONTAINER(item, Pool, head);
+			if (db_matches(p->db, name))
+				n += pool_server_count(p);
+		}
 	return n;
 }
 
-static int close_needed_count(Worker *w, Database *db)
+static int close_needed_count(App *app, const char *name)
 {
 	int n = 0;
 	List *pi, *si;
-	LIST_FOREACH (pi, &w->pools) {
-		Pool *p = LIST_CONTAINER(pi, Pool, head);
-		if (db && p->db != db)
-			continue;
-		List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers, &p->tested_servers,
-		                 &p->new_servers};
-		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
-			LIST_FOREACH (si, lists[i])
-				n += LIST_CONTAINER(si, Server, head)->close_needed;
-	}
+	for (int w = 0; w < app->n_workers; w++)
+		LIST_FOREACH (pi, &app->workers[w]->pools) {
+			Pool *p = LIST_CONTAINER(pi, Pool, head);
+			if (!db_matches(p->db, name))
+				continue;
+			List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers,
+			                 &p->tested_servers, &p->new_servers};
+			for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+				LIST_FOREACH (si, lists[i])
+					n += LIST_CONTAINER(si, Server, head)->close_needed;
+		}
 	return n;
 }
 
@@ -289,13 +354,14 @@ static void close_server_list(List *list, const char *reason)
 static void pause_sweep(App *app)
 {
 	List *item;
-	LIST_FOREACH (item, &app->worker.pools) {
-		Pool *p = LIST_CONTAINER(item, Pool, head);
-		if (!((app->paused && !s_suspended) || p->db->paused))
-			continue;
-		close_server_list(&p->idle_servers, "pause mode");
-		close_server_list(&p->used_servers, "pause mode");
-	}
+	for (int w = 0; w < app->n_workers; w++)
+		LIST_FOREACH (item, &app->workers[w]->pools) {
+			Pool *p = LIST_CONTAINER(item, Pool, head);
+			if (!((app->paused && !s_suspended) || p->db->paused))
+				continue;
+			close_server_list(&p->idle_servers, "pause mode");
+			close_server_list(&p->used_servers, "pause mode");
+		}
 }
 
 /* After a pause: hand idle servers to waiting clients and launch what is missing. */
@@ -309,25 +375,26 @@ static bool has_waiting(const Pool *p)
 	return false;
 }
 
-static void kick_pools(Worker *w, Database *db)
+static void kick_pools(App *app, const char *name)
 {
 	List *item, *si;
-	LIST_FOREACH (item, &w->pools) {
-		Pool *p = LIST_CONTAINER(item, Pool, head);
-		if (db && p->db != db)
-			continue;
-		/* pool_server_ready links the first idle server to a waiting client (or closes it) */
-		for (int guard = 0; guard < 100000 && (si = list_first(&p->idle_servers)) && has_waiting(p);
-		     guard++)
-			pool_server_ready(LIST_CONTAINER(si, Server, head));
-		pool_launch_if_needed(p);
-	}
+	for (int w = 0; w < app->n_workers; w++)
+		LIST_FOREACH (item, &app->workers[w]->pools) {
+			Pool *p = LIST_CONTAINER(item, Pool, head);
+			if (!db_matches(p->db, name))
+				continue;
+			/* pool_server_ready links the first idle server to a waiting client (or closes it) */
+			for (int guard = 0;
+			     guard < 100000 && (si = list_first(&p->idle_servers)) && has_waiting(p); guard++)
+				pool_server_ready(LIST_CONTAINER(si, Server, head));
+			pool_launch_if_needed(p);
+		}
 }
 
 /* Every socket except the console's: SUSPEND stops reading them, RESUME goes on. The sockets
  * are collected first: fn may run callbacks that move objects between lists (nothing is freed
  * before the loop's next reap). */
-static void for_each_socket(Worker *w, void (*fn)(SBuf *sb))
+static void for_each_socket_of(Worker *w, void (*fn)(SBuf *sb))
 {
 	List *pi, *item;
 	size_t n = 0, cap = 256;
@@ -366,6 +433,12 @@ done:
 	free(all);
 }
 
+static void for_each_socket(App *app, void (*fn)(SBuf *sb))
+{
+	for (int i = 0; i < app->n_workers; i++)
+		for_each_socket_of(app->workers[i], fn);
+}
+
 static bool s_all_flushed;
 static void check_flushed(SBuf *sb)
 {
@@ -385,27 +458,27 @@ static void full_resume(App *app)
 	app->paused = false;
 	s_suspended = false;
 	if (was_suspended)
-		for_each_socket(&app->worker, continue_socket);
-	kick_pools(&app->worker, NULL);
+		for_each_socket(app, continue_socket);
+	kick_pools(app, NULL);
 }
 
 /* ---------------------------------------------------------------- waiting replies */
 
 static bool wait_done(App *app, Client *c)
 {
-	Worker *w = &app->worker;
+	const char *dbname = c->admin_wait_db ? c->admin_wait_db->name : NULL;
 	switch (c->admin_wait) {
 	case WAIT_PAUSE:
-		return !app->paused || db_server_count(w, NULL) == 0;
+		return !app->paused || db_server_count(app, NULL) == 0;
 	case WAIT_PAUSE_DB:
-		return !c->admin_wait_db->paused || db_server_count(w, c->admin_wait_db) == 0;
+		return !c->admin_wait_db->paused || db_server_count(app, dbname) == 0;
 	case WAIT_SUSPEND:
 		s_all_flushed = true;
-		for_each_socket(w, check_flushed);
+		for_each_socket(app, check_flushed);
 		return s_all_flushed || !s_suspended ||
 		       now_usec() - s_suspend_start >= app->cf->suspend_timeout;
 	case WAIT_CLOSE:
-		return close_needed_count(w, c->admin_wait_db) == 0;
+		return close_needed_count(app, dbname) == 0;
 	}
 	return true;
 }
@@ -427,6 +500,7 @@ static bool wait_or_reply(Client *c, int wait, Database *db)
 	c->admin_wait = wait;
 	c->admin_wait_db = db;
 	c->admin_wait_start = now_usec();
+	s_tick_work = true;
 	if (!wait_done(c->w->app, c))
 		return true;
 	c->admin_wait = WAIT_NONE;
@@ -439,11 +513,12 @@ static void finish_waits(App *app)
 	int n = 0;
 	List *item;
 	/* collected first: a reply lets the client's next query run, which may close others */
-	LIST_FOREACH (item, &s_pool.active_clients) {
-		Client *c = LIST_CONTAINER(item, Client, head);
-		if (c->admin_wait != WAIT_NONE && n < (int)(sizeof(waiting) / sizeof(waiting[0])))
-			waiting[n++] = c;
-	}
+	for (int w = 0; w < app->n_workers; w++)
+		LIST_FOREACH (item, &admin_pool(app->workers[w])->active_clients) {
+			Client *c = LIST_CONTAINER(item, Client, head);
+			if (c->admin_wait != WAIT_NONE && n < (int)(sizeof(waiting) / sizeof(waiting[0])))
+				waiting[n++] = c;
+		}
 	for (int i = 0; i < n; i++) {
 		Client *c = waiting[i];
 		if (c->state != CL_ACTIVE || c->sb.closed || c->admin_wait == WAIT_NONE || !wait_done(app, c))
@@ -456,31 +531,55 @@ static void finish_waits(App *app)
 	}
 }
 
+static bool any_console_client(App *app, bool waiting_only)
+{
+	List *item;
+	for (int w = 0; w < app->n_workers; w++)
+		LIST_FOREACH (item, &admin_pool(app->workers[w])->active_clients)
+			if (!waiting_only || LIST_CONTAINER(item, Client, head)->admin_wait != WAIT_NONE)
+				return true;
+	return false;
+}
+
+static bool any_db_paused(App *app)
+{
+	List *item;
+	for (int w = 0; w < app->n_workers; w++)
+		LIST_FOREACH (item, &app->workers[w]->databases)
+			if (LIST_CONTAINER(item, Database, head)->paused)
+				return true;
+	return false;
+}
+
+/* Follows pauses, suspends and waiting console replies. It stops the world, so it runs only
+ * while there is something to follow. */
 static void admin_tick(evutil_socket_t fd, short what, void *arg)
 {
 	App *app = arg;
-	Worker *w = &app->worker;
+	if (!s_tick_work && !app->paused && !s_was_paused && !s_suspended)
+		return;
+	worker_stop_world(app->workers[0]);
 	if (s_suspended && !app->paused) /* SIGUSR2 during SUSPEND */
 		full_resume(app);
 	if (s_was_paused && !app->paused)
-		kick_pools(w, NULL); /* SIGUSR2 after SIGUSR1 */
+		kick_pools(app, NULL); /* SIGUSR2 after SIGUSR1 */
 	s_was_paused = app->paused;
 	pause_sweep(app);
 	finish_waits(app);
-	if (s_suspended && list_empty(&s_pool.active_clients)) {
+	if (s_suspended && !any_console_client(app, false)) {
 		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "admin disappeared when suspended, doing RESUME");
 		full_resume(app);
 	}
+	s_tick_work = app->paused || s_suspended || any_db_paused(app) || any_console_client(app, true);
+	worker_resume_world(app->workers[0]);
 }
 
 /* ---------------------------------------------------------------- login */
 
 void admin_init(App *app)
 {
-	s_app = app;
-	objects_init(&app->worker);
 	struct timeval tick = {0, ADMIN_TICK_USEC};
-	event_assign(&s_tick_ev, app->worker.base, -1, EV_PERSIST, admin_tick, app);
+	event_assign(&s_tick_ev, app->workers[0]->base, -1, EV_PERSIST, admin_tick, app);
 	event_add(&s_tick_ev, &tick);
 	admin_stats_start(app);
 }
@@ -491,13 +590,8 @@ void admin_cleanup(App *app)
 	if (event_initialized(&s_tick_ev))
 		event_del(&s_tick_ev);
 	admin_stats_stop();
-	if (!s_objects_ready)
-		return;
-	while ((item = list_first(&s_pool.active_clients)) != NULL) {
-		Client *c = LIST_CONTAINER(item, Client, head);
-		sbuf_close(&c->sb);
-		client_set_state(c, CL_JUSTFREE);
-	}
+	(void)item;
+	(void)app;
 }
 
 bool admin_is_console_db(const char *dbname)
@@ -539,8 +633,7 @@ static bool peer_is_own_user(Client *c)
 bool admin_startup(Client *c)
 {
 	App *app = c->w->app;
-	objects_init(c->w);
-	if (c->w->client_count > app->cf->max_client_conn) {
+	if (atomic_load(&app->client_total) > app->cf->max_client_conn) {
 		client_error_close(c, "08P01", "no more connections allowed (max_client_conn)");
 		return false;
 	}
@@ -560,7 +653,6 @@ bool admin_login_done(Client *c)
 {
 	App *app = c->w->app;
 	const Config *cf = app->cf;
-	objects_init(c->w);
 	if (c->admin == ADMIN_NONE) {
 		if (in_user_list(cf->admin_users, c->username))
 			c->admin = ADMIN_FULL;
@@ -573,11 +665,14 @@ bool admin_login_done(Client *c)
 	}
 	if (!c->user)
 		c->user = pool_get_user(c->w, c->username);
-	c->db = &s_db;
-	c->pool = &s_pool;
+	c->db = admin_database(c->w);
+	c->pool = admin_pool(c->w);
 	c->db->client_count++;
-	if (c->user)
+	shared_take(&c->db->sh->clients, 0);
+	if (c->user) {
 		c->user->client_count++;
+		shared_take(&c->user->sh->clients, 0);
+	}
 	c->counted = true;
 
 	/* PgBouncer's fixed welcome for console clients. */
@@ -743,15 +838,17 @@ static bool cmd_pause(Client *c, const char *arg, const char *query)
 	if (!*arg) {
 		app->paused = true;
 		s_was_paused = true;
+		s_tick_work = true;
 		pause_sweep(app);
 		return wait_or_reply(c, WAIT_PAUSE, NULL);
 	}
 	if (strcmp(arg, s_name) == 0)
 		return admin_error(c, "cannot pause admin db: %s", arg);
-	Database *db = pool_find_database(c->w, arg);
+	Database *db = find_db_everywhere(c->w, arg, true);
 	if (!db)
 		return admin_error(c, "no such database: %s", arg);
-	db->paused = true;
+	set_db_flag(app, arg, offsetof(Database, paused), true);
+	s_tick_work = true;
 	pause_sweep(app);
 	return wait_or_reply(c, WAIT_PAUSE_DB, db);
 }
@@ -759,29 +856,24 @@ static bool cmd_pause(Client *c, const char *arg, const char *query)
 static bool cmd_resume(Client *c, const char *arg, const char *query)
 {
 	App *app = c->w->app;
-	Worker *w = c->w;
 	if (!need_admin(c))
 		return !c->sb.closed;
 	log_issued(c, "RESUME", arg);
 	if (*arg) {
-		Database *db = find_db(w, arg);
+		Database *db = find_db(c->w, arg);
 		if (!db)
 			return admin_error(c, "no such database: %s", arg);
 		if (!db->paused)
 			return admin_error(c, "database %s is not paused", arg);
-		db->paused = false;
-		kick_pools(w, db);
+		set_db_flag(app, arg, offsetof(Database, paused), false);
+		kick_pools(app, arg);
 		return ready(c, "RESUME");
 	}
 	if (app->shutdown != SHUTDOWN_NONE)
 		return admin_error(c, "pooler is shutting down");
-	bool any_db = false;
-	List *item;
-	LIST_FOREACH (item, &w->databases) {
-		Database *db = LIST_CONTAINER(item, Database, head);
-		any_db |= db->paused;
-		db->paused = false; /* our choice: RESUME also undoes KILL and PAUSE <db> */
-	}
+	bool any_db = any_db_paused(app);
+	set_db_flag(app, NULL, offsetof(Database, paused),
+	            false); /* our choice: RESUME also undoes KILL and PAUSE <db> */
 	if (!app->paused && !s_suspended && !any_db)
 		return admin_error(c, "pooler is not paused/suspended");
 	full_resume(app);
@@ -798,82 +890,84 @@ static bool cmd_suspend(Client *c, const char *arg, const char *query)
 		return !c->sb.closed;
 	if (app->paused || s_suspended)
 		return admin_error(c, "already suspended/paused");
-	List *item;
-	LIST_FOREACH (item, &c->w->databases) {
-		if (LIST_CONTAINER(item, Database, head)->paused)
-			return admin_error(c, "cannot suspend with paused databases");
-	}
+	if (any_db_paused(app))
+		return admin_error(c, "cannot suspend with paused databases");
 	log_issued(c, "SUSPEND", NULL);
 	s_suspended = true;
 	s_suspend_start = now_usec();
 	app->paused = true; /* the pool hands out no server meanwhile */
 	s_was_paused = true;
-	for_each_socket(c->w, sbuf_pause);
+	s_tick_work = true;
+	for_each_socket(app, sbuf_pause);
 	return wait_or_reply(c, WAIT_SUSPEND, NULL);
 }
 
-/* Close every client and server of a database (KILL); the database stays paused. */
-static void kill_db(Worker *w, Database *db)
+/* Close every client and server of a database (KILL; NULL: all); it stays paused. */
+static void kill_db(App *app, const char *name)
 {
 	List *pi, *item, *tmp;
-	db->paused = true;
-	LIST_FOREACH (pi, &w->pools) {
-		Pool *p = LIST_CONTAINER(pi, Pool, head);
-		if (p->db != db)
-			continue;
-		LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients)
-			client_error_close(LIST_CONTAINER(item, Client, head), "08P01", "database removed");
-		LIST_FOREACH_SAFE (item, tmp, &p->active_clients)
-			client_error_close(LIST_CONTAINER(item, Client, head), "08P01", "database removed");
-		close_server_list(&p->active_servers, "database removed");
-		close_server_list(&p->idle_servers, "database removed");
-		close_server_list(&p->used_servers, "database removed");
-		close_server_list(&p->tested_servers, "database removed");
-		close_server_list(&p->new_servers, "database removed");
-	}
+	set_db_flag(app, name, offsetof(Database, paused), true);
+	s_tick_work = true;
+	for (int w = 0; w < app->n_workers; w++)
+		LIST_FOREACH (pi, &app->workers[w]->pools) {
+			Pool *p = LIST_CONTAINER(pi, Pool, head);
+			if (!db_matches(p->db, name) || p->db->console)
+				continue;
+			LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients)
+				client_error_close(LIST_CONTAINER(item, Client, head), "08P01",
+				                   "database removed");
+			LIST_FOREACH_SAFE (item, tmp, &p->active_clients)
+				client_error_close(LIST_CONTAINER(item, Client, head), "08P01",
+				                   "database removed");
+			close_server_list(&p->active_servers, "database removed");
+			close_server_list(&p->idle_servers, "database removed");
+			close_server_list(&p->used_servers, "database removed");
+			close_server_list(&p->tested_servers, "database removed");
+			close_server_list(&p->new_servers, "database removed");
+		}
 }
 
 static bool cmd_kill(Client *c, const char *arg, const char *query)
 {
 	App *app = c->w->app;
-	Worker *w = c->w;
 	if (!need_admin(c))
 		return !c->sb.closed;
 	if (app->paused || s_suspended)
 		return admin_error(c, "already suspended/paused");
 	log_issued(c, "KILL", arg);
 	if (!*arg) {
-		List *item;
-		LIST_FOREACH (item, &w->databases)
-			kill_db(w, LIST_CONTAINER(item, Database, head));
+		kill_db(app, NULL);
 		return ready(c, "KILL");
 	}
 	if (strcmp(arg, s_name) == 0)
 		return admin_error(c, "cannot kill admin db: %s", arg);
-	Database *db = pool_find_database(w, arg);
+	Database *db = find_db_everywhere(c->w, arg, true);
 	if (!db)
 		return admin_error(c, "no such database: %s", arg);
-	kill_db(w, db);
+	kill_db(app, arg);
 	return ready(c, "KILL");
 }
 
-static Client *find_client_by_id(Worker *w, unsigned long long id)
+static Client *find_client_by_id(App *app, unsigned long long id)
 {
 	List *pi, *item;
-	LIST_FOREACH (item, &s_pool.active_clients) {
-		Client *c = LIST_CONTAINER(item, Client, head);
-		if (c->id == id)
-			return c;
-	}
-	LIST_FOREACH (pi, &w->pools) {
-		Pool *p = LIST_CONTAINER(pi, Pool, head);
-		List *lists[] = {&p->active_clients, &p->waiting_clients};
-		for (size_t i = 0; i < 2; i++)
-			LIST_FOREACH (item, lists[i]) {
-				Client *c = LIST_CONTAINER(item, Client, head);
-				if (c->id == id)
-					return c;
-			}
+	for (int k = 0; k < app->n_workers; k++) {
+		Worker *w = app->workers[k];
+		LIST_FOREACH (item, &admin_pool(w)->active_clients) {
+			Client *c = LIST_CONTAINER(item, Client, head);
+			if (c->id == id)
+				return c;
+		}
+		LIST_FOREACH (pi, &w->pools) {
+			Pool *p = LIST_CONTAINER(pi, Pool, head);
+			List *lists[] = {&p->active_clients, &p->waiting_clients};
+			for (size_t i = 0; i < 2; i++)
+				LIST_FOREACH (item, lists[i]) {
+					Client *c = LIST_CONTAINER(item, Client, head);
+					if (c->id == id)
+						return c;
+				}
+		}
 	}
 	return NULL;
 }
@@ -886,7 +980,7 @@ static bool cmd_kill_client(Client *c, const char *arg, const char *query)
 		return !c->sb.closed;
 	if (sscanf(arg, "%llu%c", &id, &extra) != 1)
 		return admin_error(c, "invalid client pointer supplied");
-	Client *target = find_client_by_id(c->w, id);
+	Client *target = find_client_by_id(c->w->app, id);
 	if (!target)
 		return admin_error(c, "client not found");
 	client_error_close(target, "08P01", "admin forced disconnect");
@@ -904,10 +998,10 @@ static bool cmd_disable(Client *c, const char *arg, const char *query)
 	log_issued(c, "DISABLE", arg);
 	if (strcmp(arg, s_name) == 0)
 		return admin_error(c, "cannot disable admin db: %s", arg);
-	Database *db = pool_find_database(c->w, arg);
+	Database *db = find_db_everywhere(c->w, arg, true);
 	if (!db)
 		return admin_error(c, "no such database: %s", arg);
-	db->disabled = true;
+	set_db_flag(c->w->app, arg, offsetof(Database, disabled), true);
 	return ready(c, "DISABLE");
 }
 
@@ -923,23 +1017,24 @@ static bool cmd_enable(Client *c, const char *arg, const char *query)
 	Database *db = find_db(c->w, arg);
 	if (!db)
 		return admin_error(c, "no such database: %s", arg);
-	db->disabled = false;
+	set_db_flag(c->w->app, arg, offsetof(Database, disabled), false);
 	return ready(c, "ENABLE");
 }
 
-static void mark_close_needed(Worker *w, Database *db)
+static void mark_close_needed(App *app, const char *name)
 {
 	List *pi, *si;
-	LIST_FOREACH (pi, &w->pools) {
-		Pool *p = LIST_CONTAINER(pi, Pool, head);
-		if (db && p->db != db)
-			continue;
-		List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers, &p->tested_servers,
-		                 &p->new_servers};
-		for (size_t i = 0; i < 5; i++)
-			LIST_FOREACH (si, lists[i])
-				LIST_CONTAINER(si, Server, head)->close_needed = true;
-	}
+	for (int w = 0; w < app->n_workers; w++)
+		LIST_FOREACH (pi, &app->workers[w]->pools) {
+			Pool *p = LIST_CONTAINER(pi, Pool, head);
+			if (!db_matches(p->db, name))
+				continue;
+			List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers,
+			                 &p->tested_servers, &p->new_servers};
+			for (size_t i = 0; i < 5; i++)
+				LIST_FOREACH (si, lists[i])
+					LIST_CONTAINER(si, Server, head)->close_needed = true;
+		}
 }
 
 static bool cmd_reconnect(Client *c, const char *arg, const char *query)
@@ -948,15 +1043,15 @@ static bool cmd_reconnect(Client *c, const char *arg, const char *query)
 		return !c->sb.closed;
 	log_issued(c, "RECONNECT", arg);
 	if (!*arg) {
-		mark_close_needed(c->w, NULL);
+		mark_close_needed(c->w->app, NULL);
 		return ready(c, "RECONNECT");
 	}
 	if (strcmp(arg, s_name) == 0)
 		return admin_error(c, "cannot reconnect admin db: %s", arg);
-	Database *db = pool_find_database(c->w, arg);
+	Database *db = find_db_everywhere(c->w, arg, true);
 	if (!db)
 		return admin_error(c, "no such database: %s", arg);
-	mark_close_needed(c->w, db);
+	mark_close_needed(c->w->app, arg);
 	return ready(c, "RECONNECT");
 }
 
@@ -969,7 +1064,7 @@ static bool cmd_wait_close(Client *c, const char *arg, const char *query)
 		return wait_or_reply(c, WAIT_CLOSE, NULL);
 	if (strcmp(arg, s_name) == 0)
 		return admin_error(c, "cannot wait in admin db: %s", arg);
-	Database *db = pool_find_database(c->w, arg);
+	Database *db = find_db_everywhere(c->w, arg, true);
 	if (!db)
 		return admin_error(c, "no such database: %s", arg);
 	return wait_or_reply(c, WAIT_CLOSE, db);
@@ -1018,17 +1113,19 @@ bool admin_handle_cancel(Worker *w, uint32_t pid, uint32_t key)
 {
 	App *app = w->app;
 	List *item;
-	if (!s_objects_ready)
+	if (!w->console)
 		return false;
-	LIST_FOREACH (item, &s_pool.active_clients) {
+	LIST_FOREACH (item, &admin_pool(w)->active_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		if (c->cancel_pid != pid || c->cancel_key != key)
 			continue;
 		if (c->admin_wait == WAIT_NONE)
 			log_msg(&app->log, LOG_LEVEL_WARNING, c->log_prefix,
 			        "admin cancel request for non-waiting client?");
+		worker_stop_world(w);
 		if (app->shutdown == SHUTDOWN_NONE && (app->paused || s_suspended))
 			full_resume(app); /* the waiting PAUSE / SUSPEND then answers */
+		worker_resume_world(w);
 		return true;
 	}
 	return false;
@@ -1058,7 +1155,11 @@ bool admin_handle_packet(Client *c, PktHdr *pkt)
 		}
 		c->request_time = now_usec();
 		log_msg(&app->log, LOG_LEVEL_DEBUG, c->log_prefix, "got admin query: %s", q);
-		if (!admin_exec(c, q) || c->sb.closed)
+		/* Console commands read and change every worker's objects. */
+		worker_stop_world(c->w);
+		bool ok = admin_exec(c, q);
+		worker_resume_world(c->w);
+		if (!ok || c->sb.closed)
 			return false;
 		sbuf_prepare_skip(&c->sb, pkt->len);
 		if (c->admin_wait != WAIT_NONE)

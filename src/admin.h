@@ -81,8 +81,11 @@ bool admin_send_result(Client *c, PktBuf *pb, const char *tag);
 bool admin_error(Client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The console's own database and pool (not on the worker's lists). */
-Database *admin_database(void);
-Pool *admin_pool(void);
+Database *admin_database(Worker *w);
+Pool *admin_pool(Worker *w);
+/* The console's objects of one worker (created with the worker, freed with it). */
+void admin_worker_init(Worker *w);
+void admin_worker_cleanup(Worker *w);
 /* Per-database averages over the stats period, PgBouncer's way; dbname NULL = all databases. */
 void admin_stats_for(App *app, const char *dbname, Stats *total, Stats *avg);
 /* Take stats snapshots every stats_period from now on; stop and free them (admin_show.c). */

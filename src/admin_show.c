@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "admin.h"
+#include "worker.h"
 #include "app.h"
 #include "client.h"
 
@@ -216,14 +217,19 @@ static void admin_stats_refresh(evutil_socket_t fd, short what, void *arg)
 	List *item;
 	s_old_stamp = s_new_stamp;
 	s_new_stamp = now_usec();
-	for (int i = 0; i < s_nsnaps; i++)
+	worker_stop_world(app->workers[0]);
+	for (int i = 0; i < s_nsnaps; i++) {
 		s_snaps[i].older = s_snaps[i].newer;
-	LIST_FOREACH (item, &app->worker.databases) {
-		Database *db = LIST_CONTAINER(item, Database, head);
-		DbSnap *s = snap_for(db->name, true);
-		if (s)
-			s->newer = db->stats;
+		memset(&s_snaps[i].newer, 0, sizeof(s_snaps[i].newer));
 	}
+	for (int w = 0; w < app->n_workers; w++)
+		LIST_FOREACH (item, &app->workers[w]->databases) {
+			Database *db = LIST_CONTAINER(item, Database, head);
+			DbSnap *s = snap_for(db->name, true);
+			if (s)
+				stats_add(&s->newer, &db->stats);
+		}
+	worker_resume_world(app->workers[0]);
 	arm_stats_timer(app);
 }
 
@@ -231,7 +237,7 @@ void admin_stats_start(App *app)
 {
 	s_new_stamp = now_usec();
 	s_old_stamp = s_new_stamp - USEC_PER_SEC; /* as PgBouncer: the first period counts from 1 s ago */
-	event_assign(&s_stats_ev, app->worker.base, -1, 0, admin_stats_refresh, app);
+	event_assign(&s_stats_ev, app->workers[0]->base, -1, 0, admin_stats_refresh, app);
 	arm_stats_timer(app);
 }
 
@@ -254,15 +260,16 @@ void admin_stats_for(App *app, const char *dbname, Stats *total, Stats *avg)
 	List *item;
 	memset(total, 0, sizeof(*total));
 	memset(&older, 0, sizeof(older));
-	LIST_FOREACH (item, &app->worker.databases) {
-		Database *db = LIST_CONTAINER(item, Database, head);
-		if (dbname && strcmp(db->name, dbname) != 0)
-			continue;
-		stats_add(total, &db->stats);
-		DbSnap *s = snap_for(db->name, false);
-		if (s)
-			stats_add(&older, &s->older);
-	}
+	for (int w = 0; w < app->n_workers; w++)
+		LIST_FOREACH (item, &app->workers[w]->databases) {
+			Database *db = LIST_CONTAINER(item, Database, head);
+			if (dbname && strcmp(db->name, dbname) != 0)
+				continue;
+			stats_add(total, &db->stats);
+		}
+	for (int i = 0; i < s_nsnaps; i++)
+		if (!dbname || strcmp(s_snaps[i].name, dbname) == 0)
+			stats_add(&older, &s_snaps[i].older);
 	stats_rates(total, &older, now_usec() - s_old_stamp, avg);
 }
 
@@ -283,62 +290,142 @@ void admin_format_time(usec_t mono, char *buf, size_t buflen)
 
 /* ---------------------------------------------------------------- sorted views */
 
+/* With several workers, each has its own copy of every database, user and pool; the console
+ * shows one row per name, summing the copies (the world is stopped while it reads them). */
 static int cmp_pool(const void *a, const void *b)
 {
 	const Pool *x = *(Pool *const *)a, *y = *(Pool *const *)b;
 	int c = strcmp(x->db->name, y->db->name);
-	return c ? c : strcmp(x->user->name, y->user->name);
+	if (!c)
+		c = strcmp(x->user->name, y->user->name);
+	if (!c)
+		c = (int)x->db->console - (int)y->db->console;
+	return c ? c : x->w->idx - y->w->idx;
 }
 
-/* Every pool, the console's included, sorted by database and user (PgBouncer's pool_list). */
-static Pool **sorted_pools(Worker *w, int *count)
+static bool same_pool(const Pool *x, const Pool *y)
 {
-	int n = list_count(&w->pools) + 1, i = 0;
-	Pool **v = malloc((size_t)n * sizeof(*v));
+	return x->db->console == y->db->console && strcmp(x->db->name, y->db->name) == 0 &&
+	       strcmp(x->user->name, y->user->name) == 0;
+}
+
+/* Every pool of every worker, the consoles' included, sorted by database, user and worker
+ * (PgBouncer's pool_list order); copies of one pool are next to each other. */
+static Pool **sorted_pools(App *app, int *count)
+{
+	int n = 0, i = 0;
+	for (int k = 0; k < app->n_workers; k++)
+		n += list_count(&app->workers[k]->pools) + 1;
+	Pool **v = malloc((size_t)(n ? n : 1) * sizeof(*v));
 	List *item;
 	if (!v) {
 		*count = 0;
 		return NULL;
 	}
-	LIST_FOREACH (item, &w->pools)
-		v[i++] = LIST_CONTAINER(item, Pool, head);
-	v[i++] = admin_pool();
+	for (int k = 0; k < app->n_workers; k++) {
+		Worker *w = app->workers[k];
+		LIST_FOREACH (item, &w->pools)
+			v[i++] = LIST_CONTAINER(item, Pool, head);
+		v[i++] = admin_pool(w);
+	}
 	qsort(v, (size_t)i, sizeof(*v), cmp_pool);
 	*count = i;
 	return v;
 }
 
-static int cmp_db(const void *a, const void *b)
+/* End of the group of copies that starts at v[i]. */
+static int group_end(Pool **v, int n, int i)
 {
-	return strcmp((*(Database *const *)a)->name, (*(Database *const *)b)->name);
+	int j = i + 1;
+	while (j < n && same_pool(v[i], v[j]))
+		j++;
+	return j;
 }
 
-/* Databases sorted by name with the console's. with_pool: only those that have a pool (the
- * rows of SHOW STATS, which PgBouncer builds from its pool list). */
-static Database **sorted_dbs(Worker *w, bool with_pool, int *count)
+static int cmp_db(const void *a, const void *b)
 {
-	int n = list_count(&w->databases) + 1, i = 0;
-	Database **v = malloc((size_t)n * sizeof(*v));
-	List *item, *pi;
+	const Database *x = *(Database *const *)a, *y = *(Database *const *)b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : (int)x->console - (int)y->console;
+}
+
+static bool same_db(const Database *x, const Database *y)
+{
+	return x->console == y->console && strcmp(x->name, y->name) == 0;
+}
+
+static bool db_has_pool(App *app, const Database *db)
+{
+	List *pi;
+	if (db->console)
+		return true;
+	for (int k = 0; k < app->n_workers; k++)
+		LIST_FOREACH (pi, &app->workers[k]->pools)
+			if (LIST_CONTAINER(pi, Pool, head)->db == db)
+				return true;
+	return false;
+}
+
+/* Databases of every worker sorted by name, with the consoles'; copies are adjacent.
+ * with_pool: only those that have a pool (the rows of SHOW STATS, which PgBouncer builds
+ * from its pool list). */
+static Database **sorted_dbs(App *app, bool with_pool, int *count)
+{
+	int n = 0, i = 0;
+	for (int k = 0; k < app->n_workers; k++)
+		n += list_count(&app->workers[k]->databases) + 1;
+	Database **v = malloc((size_t)(n ? n : 1) * sizeof(*v));
+	List *item;
 	if (!v) {
 		*count = 0;
 		return NULL;
 	}
-	LIST_FOREACH (item, &w->databases) {
-		Database *db = LIST_CONTAINER(item, Database, head);
-		bool keep = !db->removed;
-		if (with_pool) {
-			keep = false;
-			LIST_FOREACH (pi, &w->pools)
-				keep |= LIST_CONTAINER(pi, Pool, head)->db == db;
+	for (int k = 0; k < app->n_workers; k++) {
+		Worker *w = app->workers[k];
+		LIST_FOREACH (item, &w->databases) {
+			Database *db = LIST_CONTAINER(item, Database, head);
+			if (!db->removed)
+				v[i++] = db;
+		}
+		v[i++] = admin_database(w);
+	}
+	qsort(v, (size_t)i, sizeof(*v), cmp_db);
+	/* one entry per name: the first copy; with_pool asks whether any copy has a pool */
+	int out = 0;
+	for (int a = 0; a < i;) {
+		int b = a + 1;
+		bool keep = !with_pool;
+		for (int k = a; k < i && same_db(v[a], v[k]); k++) {
+			b = k + 1;
+			keep |= db_has_pool(app, v[k]);
 		}
 		if (keep)
-			v[i++] = db;
+			v[out++] = v[a];
+		a = b;
 	}
-	v[i++] = admin_database();
-	qsort(v, (size_t)i, sizeof(*v), cmp_db);
-	*count = i;
+	*count = out;
 	return v;
+}
+
+/* Sum a counter over every worker's copy of a database. */
+static void db_counts(App *app, const Database *db, int *servers, int *clients)
+{
+	List *item;
+	*servers = *clients = 0;
+	for (int k = 0; k < app->n_workers; k++) {
+		Worker *w = app->workers[k];
+		if (db->console) {
+			*clients += admin_database(w)->client_count;
+			continue;
+		}
+		LIST_FOREACH (item, &w->databases) {
+			Database *d = LIST_CONTAINER(item, Database, head);
+			if (same_db(d, db)) {
+				*servers += d->server_count;
+				*clients += d->client_count;
+			}
+		}
+	}
 }
 
 static const char *lb_hosts_of(const Config *cf, const Database *db)
@@ -378,26 +465,27 @@ static int show_databases(Client *c)
 	const Config *cf = c->w->app->cf;
 	PktBuf pb;
 	int n;
-	Database **dbs = sorted_dbs(c->w, false, &n);
+	Database **dbs = sorted_dbs(c->w->app, false, &n);
 	pktbuf_init_dynamic(&pb, 1024);
 	admin_row_description(&pb, types, cols);
 	for (int i = 0; i < n; i++) {
 		Database *db = dbs[i];
-		bool is_admin = db == admin_database();
+		bool is_admin = db->console;
+		int servers, clients;
+		db_counts(c->w->app, db, &servers, &clients);
 		usec_t lifetime = db->server_lifetime > 0 ? (usec_t)db->server_lifetime * USEC_PER_SEC
 		                                          : cf->server_lifetime;
-		admin_data_row(&pb, types, db->name, db->host, is_admin ? cf->listen_port : db->port,
-		               db->dbname ? db->dbname : db->name, db->forced_user,
-		               db->pool_size >= 0 ? db->pool_size : cf->default_pool_size,
-		               db->min_pool_size >= 0 ? db->min_pool_size : cf->min_pool_size,
-		               db->reserve_pool_size >= 0 ? db->reserve_pool_size : cf->reserve_pool_size,
-		               (int)(lifetime / USEC_PER_SEC), config_pool_mode_name(db->pool_mode),
-		               lb_hosts_of(cf, db),
-		               db->max_db_connections >= 0 ? db->max_db_connections : cf->max_db_connections,
-		               db->server_count,
-		               db->max_db_client_connections >= 0 ? db->max_db_client_connections
-		                                                  : cf->max_db_client_connections,
-		               db->client_count, (int)db->paused, (int)db->disabled);
+		admin_data_row(
+		    &pb, types, db->name, db->host, is_admin ? cf->listen_port : db->port,
+		    db->dbname ? db->dbname : db->name, db->forced_user,
+		    db->pool_size >= 0 ? db->pool_size : cf->default_pool_size,
+		    db->min_pool_size >= 0 ? db->min_pool_size : cf->min_pool_size,
+		    db->reserve_pool_size >= 0 ? db->reserve_pool_size : cf->reserve_pool_size,
+		    (int)(lifetime / USEC_PER_SEC), config_pool_mode_name(db->pool_mode), lb_hosts_of(cf, db),
+		    db->max_db_connections >= 0 ? db->max_db_connections : cf->max_db_connections, servers,
+		    db->max_db_client_connections >= 0 ? db->max_db_client_connections
+		                                       : cf->max_db_client_connections,
+		    clients, (int)db->paused, (int)db->disabled);
 	}
 	free(dbs);
 	return admin_send_result(c, &pb, "SHOW");
@@ -436,24 +524,36 @@ static int show_pools(Client *c)
 	usec_t now = now_usec();
 	PktBuf pb;
 	int n;
-	Pool **pools = sorted_pools(c->w, &n);
+	Pool **pools = sorted_pools(c->w->app, &n);
 	pktbuf_init_dynamic(&pb, 1024);
 	admin_row_description(&pb, types, cols);
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n;) {
+		int end = group_end(pools, n, i);
 		Pool *p = pools[i];
 		usec_t oldest = 0;
-		List *item;
-		LIST_FOREACH (item, &p->waiting_clients) {
-			const Client *w = LIST_CONTAINER(item, Client, head);
-			if (w->wait_start && (!oldest || w->wait_start < oldest))
-				oldest = w->wait_start;
+		int cl_active = 0, cl_waiting = 0, sv_active = 0, sv_cancel = 0, sv_idle = 0, sv_used = 0,
+		    sv_tested = 0, sv_login = 0;
+		for (int k = i; k < end; k++) {
+			Pool *q = pools[k];
+			List *item;
+			LIST_FOREACH (item, &q->waiting_clients) {
+				const Client *w = LIST_CONTAINER(item, Client, head);
+				if (w->wait_start && (!oldest || w->wait_start < oldest))
+					oldest = w->wait_start;
+			}
+			cl_active += list_count(&q->active_clients);
+			cl_waiting += list_count(&q->waiting_clients);
+			sv_active += list_count(&q->active_servers);
+			sv_cancel += q->db->console ? 0 : count_cancel_servers(q->w, q);
+			sv_idle += list_count(&q->idle_servers);
+			sv_used += list_count(&q->used_servers);
+			sv_tested += list_count(&q->tested_servers);
+			sv_login += list_count(&q->new_servers);
 		}
+		i = end;
 		usec_t maxwait = oldest ? now - oldest : 0;
-		admin_data_row(&pb, types, p->db->name, p->user->name, list_count(&p->active_clients),
-		               list_count(&p->waiting_clients), 0, 0, list_count(&p->active_servers),
-		               p == admin_pool() ? 0 : count_cancel_servers(c->w, p), 0,
-		               list_count(&p->idle_servers), list_count(&p->used_servers),
-		               list_count(&p->tested_servers), list_count(&p->new_servers),
+		admin_data_row(&pb, types, p->db->name, p->user->name, cl_active, cl_waiting, 0, 0, sv_active,
+		               sv_cancel, 0, sv_idle, sv_used, sv_tested, sv_login,
 		               (int)(maxwait / USEC_PER_SEC), (int)(maxwait % USEC_PER_SEC),
 		               config_pool_mode_name(pool_mode_of(p, cf)), lb_hosts_of(cf, p->db));
 	}
@@ -618,7 +718,7 @@ static int show_clients(Client *c)
 {
 	PktBuf pb;
 	int n;
-	Pool **pools = sorted_pools(c->w, &n);
+	Pool **pools = sorted_pools(c->w->app, &n);
 	pktbuf_init_dynamic(&pb, 4096);
 	admin_row_description(&pb, SOCKET_TYPES, socket_cols);
 	for (int i = 0; i < n; i++) {
@@ -633,7 +733,7 @@ static int show_servers(Client *c)
 {
 	PktBuf pb;
 	int n;
-	Pool **pools = sorted_pools(c->w, &n);
+	Pool **pools = sorted_pools(c->w->app, &n);
 	pktbuf_init_dynamic(&pb, 4096);
 	admin_row_description(&pb, SOCKET_TYPES, socket_cols);
 	for (int i = 0; i < n; i++) {
@@ -643,8 +743,8 @@ static int show_servers(Client *c)
 		server_list_rows(&pb, &p->used_servers, "used", false, false, NULL);
 		server_list_rows(&pb, &p->tested_servers, "tested", false, false, NULL);
 		server_list_rows(&pb, &p->new_servers, "new", false, false, NULL);
-		if (p != admin_pool())
-			server_list_rows(&pb, &c->w->cancel_servers, "active_cancel", false, false, p);
+		if (!p->db->console)
+			server_list_rows(&pb, &p->w->cancel_servers, "active_cancel", false, false, p);
 	}
 	free(pools);
 	return admin_send_result(c, &pb, "SHOW");
@@ -654,7 +754,7 @@ static int show_sockets_common(Client *c, bool only_busy)
 {
 	PktBuf pb;
 	int n;
-	Pool **pools = sorted_pools(c->w, &n);
+	Pool **pools = sorted_pools(c->w->app, &n);
 	pktbuf_init_dynamic(&pb, 4096);
 	admin_row_description(&pb, SOCKET_TYPES_DEBUG, socket_cols);
 	for (int i = 0; i < n; i++) {
@@ -667,7 +767,8 @@ static int show_sockets_common(Client *c, bool only_busy)
 		server_list_rows(&pb, &p->tested_servers, "sv_tested", true, only_busy, NULL);
 		server_list_rows(&pb, &p->new_servers, "sv_login", true, only_busy, NULL);
 	}
-	client_list_rows(&pb, &c->w->login_clients, "cl_login", true, only_busy);
+	for (int k = 0; k < c->w->app->n_workers; k++)
+		client_list_rows(&pb, &c->w->app->workers[k]->login_clients, "cl_login", true, only_busy);
 	free(pools);
 	return admin_send_result(c, &pb, "SHOW");
 }
@@ -689,7 +790,8 @@ static int cmp_user(const void *a, const void *b)
 	return strcmp((*(User *const *)a)->name, (*(User *const *)b)->name);
 }
 
-/* The users PgBouncer lists: auth_file, [users], and "pgbouncer". */
+/* The users PgBouncer lists: auth_file, [users], and "pgbouncer" (worker 0's copies; every
+ * worker has the same set from the same config). */
 static User **listed_users(Worker *w, int *count)
 {
 	int n = list_count(&w->users) + 1, i = 0;
@@ -709,7 +811,7 @@ static User **listed_users(Worker *w, int *count)
 		}
 	}
 	if (!have_admin)
-		v[i++] = admin_pool()->user;
+		v[i++] = admin_pool(w)->user;
 	qsort(v, (size_t)i, sizeof(*v), cmp_user);
 	*count = i;
 	return v;
@@ -729,11 +831,29 @@ static int show_users(Client *c)
 	const Config *cf = c->w->app->cf;
 	PktBuf pb;
 	int n;
-	User **users = listed_users(c->w, &n);
+	App *app = c->w->app;
+	User **users = listed_users(app->workers[0], &n);
 	pktbuf_init_dynamic(&pb, 1024);
 	admin_row_description(&pb, types, cols);
 	for (int i = 0; i < n; i++) {
 		User *u = users[i];
+		int servers = 0, clients = 0;
+		for (int k = 0; k < app->n_workers; k++) {
+			List *item;
+			Worker *w = app->workers[k];
+			bool found = false;
+			LIST_FOREACH (item, &w->users) {
+				User *x = LIST_CONTAINER(item, User, head);
+				if (strcmp(x->name, u->name) == 0) {
+					servers += x->server_count;
+					clients += x->client_count;
+					found = true;
+				}
+			}
+			if (!found && u == admin_pool(app->workers[0])->user) {
+				clients += admin_pool(w)->user->client_count;
+			}
+		}
 		char ps[16] = "", rs[16] = "";
 		if (u->pool_size >= 0)
 			snprintf(ps, sizeof(ps), "%9d", u->pool_size);
@@ -742,10 +862,10 @@ static int show_users(Client *c)
 		admin_data_row(&pb, types, u->name, ps, rs, config_pool_mode_name(u->pool_mode),
 		               u->max_user_connections >= 0 ? u->max_user_connections
 		                                            : cf->max_user_connections,
-		               u->server_count,
+		               servers,
 		               u->max_user_client_connections >= 0 ? u->max_user_client_connections
 		                                                   : cf->max_user_client_connections,
-		               u->client_count);
+		               clients);
 	}
 	free(users);
 	return admin_send_result(c, &pb, "SHOW");
@@ -785,16 +905,26 @@ static int show_config(Client *c)
 static int show_lists(Client *c)
 {
 	static const char *const cols[] = {"list", "items"};
-	Worker *w = c->w;
-	int users = 0, servers = list_count(&w->cancel_servers), pools = 1, dbs = 1;
+	App *app = c->w->app;
+	Worker *w0 = app->workers[0];
+	int users = 0, servers = 0, pools = 1, dbs = 1, clients = 0, login = 0;
 	List *item;
-	User **u = listed_users(w, &users);
+	User **u = listed_users(w0, &users);
 	free(u);
-	LIST_FOREACH (item, &w->databases)
+	LIST_FOREACH (item, &w0->databases)
 		dbs += !LIST_CONTAINER(item, Database, head)->removed;
-	LIST_FOREACH (item, &w->pools) {
-		servers += pool_server_count(LIST_CONTAINER(item, Pool, head));
-		pools++;
+	int np;
+	Pool **pv = sorted_pools(app, &np);
+	for (int i = 0; i < np; i = group_end(pv, np, i))
+		pools += !pv[i]->db->console;
+	free(pv);
+	for (int k = 0; k < app->n_workers; k++) {
+		Worker *w = app->workers[k];
+		servers += list_count(&w->cancel_servers);
+		LIST_FOREACH (item, &w->pools)
+			servers += pool_server_count(LIST_CONTAINER(item, Pool, head));
+		clients += w->client_count;
+		login += list_count(&w->login_clients);
 	}
 	PktBuf pb;
 	pktbuf_init_dynamic(&pb, 512);
@@ -805,8 +935,8 @@ static int show_lists(Client *c)
 	admin_data_row(&pb, "si", "pools", pools);
 	admin_data_row(&pb, "si", "peer_pools", 0);
 	admin_data_row(&pb, "si", "free_clients", 0);
-	admin_data_row(&pb, "si", "used_clients", w->client_count);
-	admin_data_row(&pb, "si", "login_clients", list_count(&w->login_clients));
+	admin_data_row(&pb, "si", "used_clients", clients);
+	admin_data_row(&pb, "si", "login_clients", login);
 	admin_data_row(&pb, "si", "free_servers", 0);
 	admin_data_row(&pb, "si", "used_servers", servers);
 	admin_data_row(&pb, "si", "dns_names", 0);
@@ -819,13 +949,20 @@ static int show_lists(Client *c)
 static int show_mem(Client *c)
 {
 	static const char *const cols[] = {"name", "size", "used", "free", "memtotal"};
-	Worker *w = c->w;
-	int users = list_count(&w->users), dbs = list_count(&w->databases) + 1;
-	int pools = list_count(&w->pools) + 1, servers = list_count(&w->cancel_servers);
+	App *app = c->w->app;
+	int users = 0, dbs = 0, pools = 0, servers = 0, clients = 0, pkt_buf = app->cf->pkt_buf, nps = 0;
 	List *item;
-	LIST_FOREACH (item, &w->pools)
-		servers += pool_server_count(LIST_CONTAINER(item, Pool, head));
-	int clients = w->client_count, pkt_buf = w->app->cf->pkt_buf;
+	for (int k = 0; k < app->n_workers; k++) {
+		Worker *w = app->workers[k];
+		users += list_count(&w->users);
+		dbs += list_count(&w->databases) + 1;
+		pools += list_count(&w->pools) + 1;
+		servers += list_count(&w->cancel_servers);
+		LIST_FOREACH (item, &w->pools)
+			servers += pool_server_count(LIST_CONTAINER(item, Pool, head));
+		clients += w->client_count;
+		nps += (int)w->ps_registry.count;
+	}
 	struct {
 		const char *name;
 		int size, used;
@@ -841,7 +978,7 @@ static int show_mem(Client *c)
 	    {"client_cache", (int)sizeof(Client), clients},
 	    {"iobuf_cache", pkt_buf, clients + servers},
 	    {"var_list_cache", 0, 0},
-	    {"server_prepared_statement_cache", (int)sizeof(PreparedStatement), (int)w->ps_registry.count},
+	    {"server_prepared_statement_cache", (int)sizeof(PreparedStatement), nps},
 	};
 	PktBuf pb;
 	pktbuf_init_dynamic(&pb, 1024);
@@ -1012,7 +1149,7 @@ static int show_stats_kind(Client *c, int kind)
 	App *app = c->w->app;
 	PktBuf pb;
 	int n;
-	Database **dbs = sorted_dbs(c->w, true, &n);
+	Database **dbs = sorted_dbs(app, true, &n);
 	pktbuf_init_dynamic(&pb, 2048);
 	admin_row_description(&pb, kind == 0 ? t23 : t12,
 	                      kind == 0   ? stats_cols
@@ -1022,7 +1159,7 @@ static int show_stats_kind(Client *c, int kind)
 		Stats total, avg;
 		memset(&total, 0, sizeof(total));
 		memset(&avg, 0, sizeof(avg));
-		if (dbs[i] != admin_database())
+		if (!dbs[i]->console)
 			admin_stats_for(app, dbs[i]->name, &total, &avg);
 		if (kind == 0)
 			admin_data_row(&pb, t23, dbs[i]->name, STAT_VALUES(total), STAT_VALUES(avg));

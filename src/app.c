@@ -11,6 +11,7 @@
 #include "listener.h"
 #include "tls.h"
 #include "server.h"
+#include "worker.h"
 
 void app_config_warning(void *arg, const char *msg)
 {
@@ -51,7 +52,8 @@ int app_reload(App *app, char *err, size_t errlen)
 	}
 	auth_commit();
 	if (tls_server_changed)
-		app_reconnect_all_servers(&app->worker); /* PgBouncer: TLS changes trigger RECONNECT */
+		for (int i = 0; i < app->n_workers; i++) /* PgBouncer: TLS changes trigger RECONNECT */
+			app_reconnect_all_servers(app->workers[i]);
 	/* Settings that only take effect at start keep their running value, said out loud. */
 	for (int i = 0; i < config_n_settings; i++) {
 		const Setting *s = &config_settings[i];
@@ -79,7 +81,8 @@ int app_reload(App *app, char *err, size_t errlen)
 	UserList *old_ul = app->userlist;
 	app->cf = ncf;
 	app->userlist = ul;
-	pool_sync_config(&app->worker, ncf, false);
+	for (int i = 0; i < app->n_workers; i++)
+		pool_sync_config(app->workers[i], ncf, false);
 	config_free(old);
 	if (old_ul)
 		userlist_free(old_ul);
@@ -123,13 +126,28 @@ void app_close_all_servers(Worker *w, const char *reason)
 	}
 }
 
-void app_check_shutdown(App *app)
+/* End every loop once (any worker's thread). */
+static void stop_loops(App *app)
 {
-	Worker *w = &app->worker;
-	if (app->shutdown == SHUTDOWN_WAIT_FOR_CLIENTS && w->client_count == 0)
-		event_base_loopbreak(w->base);
-	else if (app->shutdown == SHUTDOWN_WAIT_FOR_SERVERS && count_linked_servers(w) == 0)
-		event_base_loopbreak(w->base);
+	if (!atomic_exchange(&app->stopping, true))
+		worker_stop_all(app);
+}
+
+/* Runs on w's thread: it can look at its own lists; other workers are seen through counters
+ * (clients) or their own drained flags (servers), which only go one way during a shutdown. */
+void app_check_shutdown(Worker *w)
+{
+	App *app = w->app;
+	if (app->shutdown == SHUTDOWN_WAIT_FOR_CLIENTS && atomic_load(&app->client_total) == 0) {
+		stop_loops(app);
+	} else if (app->shutdown == SHUTDOWN_WAIT_FOR_SERVERS) {
+		if (count_linked_servers(w) == 0)
+			atomic_store(&w->drained, true);
+		for (int i = 0; i < app->n_workers; i++)
+			if (!atomic_load(&app->workers[i]->drained))
+				return;
+		stop_loops(app);
+	}
 }
 
 static void start_shutdown(App *app, ShutdownMode mode)
@@ -137,7 +155,7 @@ static void start_shutdown(App *app, ShutdownMode mode)
 	if (app->shutdown != SHUTDOWN_NONE || mode == SHUTDOWN_IMMEDIATE) {
 		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "shutting down immediately");
 		app->shutdown = SHUTDOWN_IMMEDIATE;
-		event_base_loopbreak(app->worker.base);
+		stop_loops(app);
 		return;
 	}
 	app->shutdown = mode;
@@ -145,13 +163,17 @@ static void start_shutdown(App *app, ShutdownMode mode)
 	if (mode == SHUTDOWN_WAIT_FOR_SERVERS) {
 		/* Idle servers go now; active ones when their transaction ends. */
 		List *pi, *si, *tmp;
-		LIST_FOREACH (pi, &app->worker.pools) {
-			Pool *p = LIST_CONTAINER(pi, Pool, head);
-			LIST_FOREACH_SAFE (si, tmp, &p->idle_servers)
-				server_close(LIST_CONTAINER(si, Server, head), "server shutting down");
-		}
+		for (int i = 0; i < app->n_workers; i++)
+			LIST_FOREACH (pi, &app->workers[i]->pools) {
+				Pool *p = LIST_CONTAINER(pi, Pool, head);
+				LIST_FOREACH_SAFE (si, tmp, &p->idle_servers)
+					server_close(LIST_CONTAINER(si, Server, head),
+					             "server shutting down");
+			}
 	}
-	app_check_shutdown(app);
+	/* the world is stopped: every worker's lists can be read from here */
+	for (int i = 0; i < app->n_workers; i++)
+		app_check_shutdown(app->workers[i]);
 }
 
 /* The console's SHUTDOWN [WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS] (admin.c). */
@@ -160,9 +182,19 @@ void app_start_shutdown(App *app, ShutdownMode mode)
 	start_shutdown(app, mode);
 }
 
+static void on_signal(App *app, int sig);
+
+/* Signals arrive on the first worker; what they do touches every worker. */
 void app_on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	App *app = arg;
+	worker_stop_world(app->workers[0]);
+	on_signal(app, (int)sig);
+	worker_resume_world(app->workers[0]);
+}
+
+static void on_signal(App *app, int sig)
+{
 	char err[512];
 	switch (sig) {
 	case SIGHUP:
@@ -205,9 +237,12 @@ void app_on_stats(evutil_socket_t fd, short what, void *arg)
 	App *app = arg;
 	Stats total = {0};
 	List *item;
-	LIST_FOREACH (item, &app->worker.databases) {
-		stats_add(&total, &LIST_CONTAINER(item, Database, head)->stats);
-	}
+	worker_stop_world(app->workers[0]);
+	for (int i = 0; i < app->n_workers; i++)
+		LIST_FOREACH (item, &app->workers[i]->databases) {
+			stats_add(&total, &LIST_CONTAINER(item, Database, head)->stats);
+		}
+	worker_resume_world(app->workers[0]);
 	usec_t now = now_usec();
 	if (app->cf->log_stats && app->stats_prev_time) {
 		Stats rates;

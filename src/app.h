@@ -4,6 +4,8 @@
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "config.h"
@@ -22,23 +24,46 @@ typedef enum {
 	SHUTDOWN_IMMEDIATE,
 } ShutdownMode;
 
+typedef struct Listener Listener;
+
+/* One worker's watch on a listening socket. */
+typedef struct ListenerEv {
+	struct event ev;
+	bool added;
+	Listener *l;
+	Worker *w;
+} ListenerEv;
+
 /* A listening socket; owned by App. */
-typedef struct Listener {
+struct Listener {
 	int fd;
 	bool is_unix;
-	char path[108]; /* Unix socket path, removed at exit */
-	struct event ev;
-	bool ev_added;
+	char path[108];              /* Unix socket path, removed at exit */
+	ListenerEv evs[WORKERS_MAX]; /* one per worker */
 	App *app;
-} Listener;
+};
 
 /* Owned by main(); lives for the whole process. */
 struct App {
 	Config *cf; /* current config; replaced whole on reload */
 	char *config_path;
 	Logger log;
-	UserList *userlist; /* current auth_file; replaced whole on reload */
-	Worker worker;      /* one event loop for now; more with the workers setting */
+	UserList *userlist;           /* current auth_file; replaced whole on reload */
+	Worker *workers[WORKERS_MAX]; /* event loops (worker.c); workers[0] runs on the main thread */
+	int n_workers;
+	pthread_mutex_t shared_lock; /* the Shared list and pool welcomes (login path only) */
+	List shared;                 /* Shared (worker.c) */
+	atomic_int client_total;     /* clients of all workers, for max_client_conn */
+	struct {
+		pthread_mutex_t m;
+		pthread_cond_t cv;
+		atomic_bool requested; /* a worker wants the others parked */
+		Worker *owner;
+		int parked;   /* workers waiting in park_locked() */
+		int live;     /* workers whose loop is running */
+	} stw;                /* stop the world (worker.c) */
+	bool exiting;         /* loops ended: no more hand-offs */
+	atomic_bool stopping; /* the loops were asked to end */
 	Listener listeners[MAX_LISTENERS];
 	int n_listeners;
 	ShutdownMode shutdown;
@@ -56,7 +81,7 @@ struct App {
 /* Reload configuration and auth_file; on error the running configuration stays. */
 int app_reload(App *app, char *err, size_t errlen);
 /* Called when a client or server went away, to finish a pending shutdown. */
-void app_check_shutdown(App *app);
+void app_check_shutdown(Worker *w);
 /* Start a shutdown as the signals do (a second one, or SHUTDOWN_IMMEDIATE, exits at once). */
 void app_start_shutdown(App *app, ShutdownMode mode);
 /* Config loader warnings go to the log. */

@@ -8,6 +8,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "app.h"
@@ -123,6 +124,9 @@ static struct {
 	bool used;
 } plain_cache[PLAIN_CACHE_SIZE];
 static unsigned plain_cache_next;
+/* Logins run on every worker: the cache is looked up and filled under this lock (not the
+ * PBKDF2 itself, which runs outside it). */
+static pthread_mutex_t plain_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int plain_secret(const char *user, const char *password, int iterations, ScramSecret *out)
 {
@@ -138,18 +142,22 @@ static int plain_secret(const char *user, const char *password, int iterations, 
 	    EVP_DigestUpdate(md, password, strlen(password)) != 1 || EVP_DigestFinal_ex(md, fp, &fplen) != 1)
 		fplen = 0;
 	EVP_MD_CTX_free(md);
+	pthread_mutex_lock(&plain_cache_lock);
 	for (int i = 0; fplen == 32 && i < PLAIN_CACHE_SIZE; i++)
 		if (plain_cache[i].used && plain_cache[i].iterations == iterations &&
 		    strcmp(plain_cache[i].user, user) == 0 && CRYPTO_memcmp(plain_cache[i].fp, fp, 32) == 0) {
 			*out = plain_cache[i].secret;
+			pthread_mutex_unlock(&plain_cache_lock);
 			return 0;
 		}
+	pthread_mutex_unlock(&plain_cache_lock);
 	rc = scram_make_secret(password, iterations, made, sizeof(made)) == 0 &&
 	             scram_parse_secret(made, out) == 0
 	         ? 0
 	         : -1;
 	OPENSSL_cleanse(made, sizeof(made));
 	if (rc == 0 && fplen == 32 && strlen(user) < sizeof(plain_cache[0].user)) {
+		pthread_mutex_lock(&plain_cache_lock);
 		unsigned k = plain_cache_next++ % PLAIN_CACHE_SIZE;
 		/* a new entry for this user replaces its old one, if any */
 		for (int i = 0; i < PLAIN_CACHE_SIZE; i++)
@@ -160,6 +168,7 @@ static int plain_secret(const char *user, const char *password, int iterations, 
 		memcpy(plain_cache[k].fp, fp, 32);
 		plain_cache[k].iterations = iterations;
 		plain_cache[k].secret = *out;
+		pthread_mutex_unlock(&plain_cache_lock);
 	}
 	OPENSSL_cleanse(fp, sizeof(fp));
 	return rc;
@@ -329,7 +338,6 @@ void auth_abort(void)
 void auth_cleanup(void)
 {
 	OPENSSL_cleanse(plain_cache, sizeof(plain_cache));
-	authquery_cleanup();
 	auth_abort();
 	hba_free(current_hba);
 	current_hba = NULL;

@@ -8,6 +8,7 @@
  * an expired one (rolvaliduntil, NULL password) is refused at once; the secret found is kept
  * on the user for its server logins. */
 #include "authquery.h"
+#include "worker.h"
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -46,10 +47,7 @@ typedef struct AuthReq {
 	char error[300];
 } AuthReq;
 
-static List auth_pools = {&auth_pools, &auth_pools};
-static List requests = {&requests, &requests};
-static struct event poll_ev;
-static bool poll_ready;
+/* The lookups and private pools of a worker live in it (Worker.auth_pools, auth_requests). */
 
 static void dispatch(Worker *w);
 
@@ -124,7 +122,7 @@ static void finish(AuthReq *r)
 void authquery_forget(Client *c)
 {
 	List *item, *tmp;
-	LIST_FOREACH_SAFE (item, tmp, &requests) {
+	LIST_FOREACH_SAFE (item, tmp, &c->w->auth_requests) {
 		AuthReq *r = LIST_CONTAINER(item, AuthReq, head);
 		if (r->c != c)
 			continue;
@@ -138,7 +136,7 @@ void authquery_forget(Client *c)
 static AuthPool *get_auth_pool(Worker *w, Database *db, const char *auth_user)
 {
 	List *item;
-	LIST_FOREACH (item, &auth_pools) {
+	LIST_FOREACH (item, &w->auth_pools) {
 		AuthPool *ap = LIST_CONTAINER(item, AuthPool, head);
 		if (ap->db == db && strcmp(ap->auth_user, auth_user) == 0)
 			return ap;
@@ -156,11 +154,15 @@ static AuthPool *get_auth_pool(Worker *w, Database *db, const char *auth_user)
 	u->pool_size = u->reserve_pool_size = u->pool_mode = -1;
 	u->max_user_connections = u->max_user_client_connections = -1;
 	u->query_timeout = u->idle_transaction_timeout = u->transaction_timeout = u->client_idle_timeout = -1;
+	/* counted apart from client pools (and from a user of the same name) in every worker */
+	u->sh = shared_get(w->app, SHARED_USER, "\001auth_user", auth_user);
+	p->sh = shared_get(w->app, SHARED_AUTHPOOL, db->name, auth_user);
+	p->is_auth_pool = true;
 	ap->db = db;
 	snprintf(ap->auth_user, sizeof(ap->auth_user), "%s", auth_user);
 	ap->user = u;
 	ap->pool = p;
-	list_append(&auth_pools, &ap->head);
+	list_append(&w->auth_pools, &ap->head);
 	return ap;
 }
 
@@ -208,7 +210,7 @@ bool authquery_start(Client *c)
 	r->ap = ap;
 	r->start = now_usec();
 	snprintf(r->username, sizeof(r->username), "%s", c->username);
-	list_append(&requests, &r->head);
+	list_append(&w->auth_requests, &r->head);
 	refresh_credentials(w, ap);
 	log_msg(&w->app->log, LOG_LEVEL_DEBUG, c->log_prefix,
 	        "looking up the user with auth_query as %s in %s", auth_user, adb->name);
@@ -269,12 +271,12 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 static void poll_later(Worker *w)
 {
 	struct timeval tv = {0, POLL_USEC};
-	if (!poll_ready) {
-		event_assign(&poll_ev, w->base, -1, 0, on_poll, w);
-		poll_ready = true;
+	if (!w->auth_poll_ready) {
+		event_assign(&w->auth_poll_ev, w->base, -1, 0, on_poll, w);
+		w->auth_poll_ready = true;
 	}
-	if (!evtimer_pending(&poll_ev, NULL))
-		evtimer_add(&poll_ev, &tv);
+	if (!evtimer_pending(&w->auth_poll_ev, NULL))
+		evtimer_add(&w->auth_poll_ev, &tv);
 }
 
 /* Give waiting lookups a server: an idle one, else start one (a few per auth pool). */
@@ -282,7 +284,7 @@ static void dispatch_worker(Worker *w)
 {
 	List *item, *tmp;
 	bool waiting = false;
-	LIST_FOREACH_SAFE (item, tmp, &requests) {
+	LIST_FOREACH_SAFE (item, tmp, &w->auth_requests) {
 		AuthReq *r = LIST_CONTAINER(item, AuthReq, head);
 		Pool *p = r->ap->pool;
 		if (r->s)
@@ -298,7 +300,7 @@ static void dispatch_worker(Worker *w)
 		if (!s) {
 			int n = pool_server_count(p);
 			if (list_empty(&p->new_servers) && n < MAX_SERVERS_PER_AUTH_POOL &&
-			    n < pool_size_of(p))
+			    n < pool_size_of(p) && pool_take_slots(p, 0, 0, 0))
 				server_launch(p);
 			waiting = true;
 			continue;
@@ -441,16 +443,16 @@ void authquery_server_closed(Server *s)
 	finish(r);
 }
 
-void authquery_cleanup(void)
+void authquery_cleanup(Worker *w)
 {
 	List *item;
-	if (poll_ready) {
-		event_del(&poll_ev);
-		poll_ready = false;
+	if (w->auth_poll_ready) {
+		event_del(&w->auth_poll_ev);
+		w->auth_poll_ready = false;
 	}
-	while ((item = list_first(&requests)) != NULL)
+	while ((item = list_first(&w->auth_requests)) != NULL)
 		req_free(LIST_CONTAINER(item, AuthReq, head));
-	while ((item = list_first(&auth_pools)) != NULL) {
+	while ((item = list_first(&w->auth_pools)) != NULL) {
 		AuthPool *ap = LIST_CONTAINER(item, AuthPool, head);
 		list_del(&ap->head);
 		if (ap->user->secret) {

@@ -25,7 +25,7 @@ bool authquery_server_packet(Server *s, PktHdr *pkt);
 void authquery_server_closed(Server *s);
 
 /* At exit, after pool_free_all(): free the lookup pools' users. */
-void authquery_cleanup(void);
+void authquery_cleanup(Worker *w);
 
 /* Parse one DataRow of two text columns: 0 with name (NUL-terminated, at most namelen-1
  * bytes, longer is an error) and *secret (malloc'd; NULL for SQL NULL), -1 if malformed.

@@ -1,5 +1,6 @@
 /* client.c: client connections: startup packet, login, and forwarding queries to a server. */
 #include "client.h"
+#include "worker.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -32,7 +33,7 @@ Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 		return NULL;
 	list_init(&c->head);
 	c->w = w;
-	c->id = ++w->next_id;
+	c->id = worker_next_id(w);
 	c->is_unix = is_unix;
 	if (sbuf_init(&c->sb, w->base, &w->bufpool, (uint32_t)app->cf->pkt_buf, client_proto, c) < 0) {
 		free(c);
@@ -61,8 +62,11 @@ Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	/* Our own cancel key: clients never learn a server's backend key. */
 	RAND_bytes((unsigned char *)&c->cancel_pid, sizeof(c->cancel_pid));
 	RAND_bytes((unsigned char *)&c->cancel_key, sizeof(c->cancel_key));
+	/* the low bits name the worker, so a cancel request arriving at another one finds it */
+	c->cancel_pid = (c->cancel_pid & ~(uint32_t)(WORKERS_MAX - 1)) | (uint32_t)w->idx;
 	client_update_log_prefix(c);
 	w->client_count++;
+	atomic_fetch_add(&app->client_total, 1);
 	client_set_state(c, CL_LOGIN);
 	SockOpts so;
 	app_sock_opts(app, &so);
@@ -124,16 +128,21 @@ void client_close(Client *c, const char *reason)
 	}
 	if (c->counted) {
 		c->counted = false;
-		if (c->db)
+		if (c->db) {
 			c->db->client_count--;
-		if (c->user)
+			shared_put(&c->db->sh->clients);
+		}
+		if (c->user) {
 			c->user->client_count--;
+			shared_put(&c->user->sh->clients);
+		}
 	}
 	sbuf_close(&c->sb);
 	client_set_state(c, CL_JUSTFREE);
 	c->w->client_count--;
+	atomic_fetch_sub(&app->client_total, 1);
 	pool_schedule_reap(c->w);
-	app_check_shutdown(app);
+	app_check_shutdown(c->w);
 }
 
 Client *client_find_by_cancel(Worker *w, uint32_t pid, uint32_t key)
@@ -176,11 +185,40 @@ static bool name_in_list(const char *list, const char *name)
 	return false;
 }
 
+typedef struct CancelCall {
+	uint32_t pid, key;
+} CancelCall;
+
+/* On the worker that owns the client being cancelled (worker_call). */
+static void cancel_on_owner(Worker *w, void *arg)
+{
+	CancelCall *cc = arg;
+	Client *target = client_find_by_cancel(w, cc->pid, cc->key);
+	if (!target && admin_handle_cancel(w, cc->pid, cc->key))
+		; /* ^C on a console waiting in PAUSE or SUSPEND (admin.c) */
+	else if (!target)
+		log_msg(&w->app->log, LOG_LEVEL_LOG, NULL, "cancel request for unknown client");
+	else if (target->link && target->link->w == w)
+		server_launch_cancel(target->link, NULL);
+	free(cc);
+}
+
 /* A CancelRequest: forward it to the backend the client's server connection talks to. */
 static void handle_cancel(Client *c, uint32_t pid, uint32_t key)
 {
 	App *app = c->w->app;
 	c->is_cancel = true;
+	int owner = (int)(pid & (WORKERS_MAX - 1));
+	if (owner != c->w->idx && owner < app->n_workers) {
+		CancelCall *cc = malloc(sizeof(*cc));
+		if (cc) {
+			cc->pid = pid;
+			cc->key = key;
+			worker_call(app->workers[owner], cancel_on_owner, cc);
+		}
+		client_close(c, "cancel request");
+		return;
+	}
 	Client *target = client_find_by_cancel(c->w, pid, key);
 	if (!target && admin_handle_cancel(c->w, pid, key)) {
 		/* ^C on a console waiting in PAUSE or SUSPEND: resume (admin.c) */
@@ -326,7 +364,7 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 		client_error_close(c, "08P01", "pooler is shutting down");
 		return false;
 	}
-	if (c->w->client_count > app->cf->max_client_conn) {
+	if (atomic_load(&app->client_total) > app->cf->max_client_conn) {
 		client_error_close(c, "08P01", "no more connections allowed (max_client_conn)");
 		return false;
 	}
@@ -404,13 +442,14 @@ bool client_login_done(Client *c)
 		c->user = pool_get_user(c->w, c->username);
 	int db_max = c->db->max_db_client_connections >= 0 ? c->db->max_db_client_connections
 	                                                   : app->cf->max_db_client_connections;
-	if (db_max > 0 && c->db->client_count >= db_max) {
+	if (!shared_take(&c->db->sh->clients, db_max)) {
 		client_error_close(c, "08P01", "client connections exceeded (max_db_client_connections)");
 		return false;
 	}
 	int user_max = c->user->max_user_client_connections >= 0 ? c->user->max_user_client_connections
 	                                                         : app->cf->max_user_client_connections;
-	if (user_max > 0 && c->user->client_count >= user_max) {
+	if (!shared_take(&c->user->sh->clients, user_max)) {
+		shared_put(&c->db->sh->clients);
 		client_error_close(c, "08P01", "client connections exceeded (max_user_client_connections)");
 		return false;
 	}
@@ -423,6 +462,8 @@ bool client_login_done(Client *c)
 		client_error_close(c, "08P01", "out of memory");
 		return false;
 	}
+	if (!c->pool->welcome.ready && shared_copy_welcome(app, c->pool->sh, &c->pool->welcome))
+		c->pool->welcome.ready = true; /* another worker's server logged in first */
 	if (c->pool->welcome.ready)
 		return send_welcome(c);
 	/* The first client of a pool waits until a server has told us its parameters. */

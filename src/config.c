@@ -147,6 +147,8 @@ const Setting config_settings[] = {
     S(unix_socket_mode, MODE, "0777", NR, YES, NULL, "file mode of the Unix socket (octal)"),
     S(user, STR, NULL, NR, YES, NULL, "switch to this user after start"),
     S(verbose, INT, "0", 0, YES, NULL, "log verbosity"),
+    S(workers, INT, "0", NR, YES, NULL,
+      "event-loop threads (0 = one per CPU core, 1 = single-threaded like PgBouncer)"),
 };
 const int config_n_settings = (int)(sizeof(config_settings) / sizeof(config_settings[0]));
 
@@ -430,6 +432,8 @@ static void int_bounds(const Setting *s, long *lo, long *hi)
 		*hi = 65535;
 	} else if (strcmp(s->name, "peer_id") == 0) {
 		*hi = 16383;
+	} else if (strcmp(s->name, "workers") == 0) {
+		*hi = WORKERS_MAX;
 	}
 }
 

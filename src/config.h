@@ -188,6 +188,7 @@ typedef struct Config {
 	int tcp_keepidle;
 	int tcp_keepintvl;
 	int tcp_user_timeout;
+	int workers; /* event-loop threads; 0 = one per CPU core (config_worker_count) */
 
 	/* sections */
 	DatabaseDef *databases;
@@ -212,6 +213,9 @@ typedef enum {
 	SUPPORT_NO_ERROR, /* would weaken security or change results: refuse to load */
 	SUPPORT_NO_WARN,  /* harmless to ignore: load with a WARNING naming it */
 } SettingSupport;
+
+/* Most event-loop threads (the workers setting). */
+#define WORKERS_MAX 64
 
 #define SETTING_NO_RELOAD 1 /* takes effect only at start ("changeable = no") */
 

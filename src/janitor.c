@@ -8,6 +8,7 @@
 #include "client.h"
 #include "listener.h"
 #include "server.h"
+#include "worker.h"
 
 #define JANITOR_PERIOD_USEC 250000
 
@@ -135,9 +136,10 @@ void janitor_run(Worker *w)
 		Pool *p = LIST_CONTAINER(item, Pool, head);
 		check_pool_clients(p, now);
 		check_pool_servers(p, now);
+		worker_check_welcome(p);
 		pool_launch_if_needed(p);
 	}
-	listener_resume_if_needed(w->app);
+	listener_resume_if_needed(w);
 }
 
 static void on_janitor(evutil_socket_t fd, short what, void *arg)

@@ -150,23 +150,33 @@ int listener_open_all(App *app, char *err, size_t errlen)
 	return 0;
 }
 
+/* Every worker watches every listening socket: the kernel wakes them all and whoever accepts
+ * first gets the connection, which spreads clients across workers without a hand-off. */
 void listener_start(App *app)
 {
 	for (int i = 0; i < app->n_listeners; i++) {
 		Listener *l = &app->listeners[i];
-		event_assign(&l->ev, app->worker.base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
-		event_add(&l->ev, NULL);
-		l->ev_added = true;
+		for (int k = 0; k < app->n_workers; k++) {
+			ListenerEv *le = &l->evs[k];
+			le->l = l;
+			le->w = app->workers[k];
+			event_assign(&le->ev, le->w->base, l->fd, EV_READ | EV_PERSIST, on_accept, le);
+			event_add(&le->ev, NULL);
+			le->added = true;
+		}
 	}
 }
 
+/* Control plane (the world stopped, or at exit). */
 static void close_one(Listener *l)
 {
 	if (l->fd < 0)
 		return;
-	if (l->ev_added)
-		event_del(&l->ev);
-	l->ev_added = false;
+	for (int k = 0; k < WORKERS_MAX; k++) {
+		if (l->evs[k].added)
+			event_del(&l->evs[k].ev);
+		l->evs[k].added = false;
+	}
 	close(l->fd);
 	l->fd = -1;
 	if (l->path[0])
@@ -186,23 +196,28 @@ void listener_close_all(App *app)
 		close_one(&app->listeners[i]);
 }
 
-void listener_resume_if_needed(App *app)
+void listener_resume_if_needed(Worker *w)
 {
+	App *app = w->app;
 	for (int i = 0; i < app->n_listeners; i++) {
 		Listener *l = &app->listeners[i];
-		if (l->fd >= 0 && !l->ev_added && app->shutdown == SHUTDOWN_NONE) {
-			event_add(&l->ev, NULL);
-			l->ev_added = true;
+		ListenerEv *le = &l->evs[w->idx];
+		if (l->fd >= 0 && le->w == w && !le->added && app->shutdown == SHUTDOWN_NONE) {
+			event_add(&le->ev, NULL);
+			le->added = true;
 		}
 	}
 }
 
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
-	Listener *l = arg;
+	ListenerEv *le = arg;
+	Listener *l = le->l;
 	App *app = l->app;
-	/* A bounded batch per wake-up keeps other connections served during a storm. */
-	for (int i = 0; i < 64; i++) {
+	/* A bounded batch per wake-up keeps other connections served during a storm; with several
+	 * workers a small one leaves the rest of a burst to the others. */
+	int batch = app->n_workers > 1 ? 4 : 64;
+	for (int i = 0; i < batch; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
@@ -214,13 +229,13 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 				/* Out of descriptors: stop accepting until the janitor's next pass. */
 				log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "accept() failed: %s",
 				        strerror(errno));
-				event_del(&l->ev);
-				l->ev_added = false;
+				event_del(&le->ev);
+				le->added = false;
 				return;
 			}
 			log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "accept() failed: %s", strerror(errno));
 			return;
 		}
-		client_new(&app->worker, cfd, (struct sockaddr *)&ss, len, l->is_unix);
+		client_new(le->w, cfd, (struct sockaddr *)&ss, len, l->is_unix);
 	}
 }

@@ -11,6 +11,6 @@ void listener_start(App *app);
 void listener_close_tcp(App *app);
 void listener_close_all(App *app);
 /* Re-enable listeners paused after running out of file descriptors. */
-void listener_resume_if_needed(App *app);
+void listener_resume_if_needed(Worker *w);
 
 #endif

@@ -20,6 +20,7 @@
 #include "dns.h"
 #include "janitor.h"
 #include "tls.h"
+#include "worker.h"
 #include "listener.h"
 #include "pool.h"
 #include "server.h"
@@ -102,23 +103,10 @@ static int change_user(App *app, const char *user)
 	return 0;
 }
 
-static void worker_init(App *app, Worker *w)
-{
-	memset(w, 0, sizeof(*w));
-	w->app = app;
-	list_init(&w->databases);
-	list_init(&w->users);
-	list_init(&w->pools);
-	list_init(&w->login_clients);
-	list_init(&w->justfree_clients);
-	list_init(&w->justfree_servers);
-	list_init(&w->cancel_servers);
-}
-
 static void add_signal(App *app, int sig)
 {
 	struct event *ev = &app->sig_events[app->n_sig_events++];
-	event_assign(ev, app->worker.base, sig, EV_SIGNAL | EV_PERSIST, app_on_signal, app);
+	event_assign(ev, app->workers[0]->base, sig, EV_SIGNAL | EV_PERSIST, app_on_signal, app);
 	event_add(ev, NULL);
 }
 
@@ -205,17 +193,12 @@ static int run(App *app)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 
-	Worker *w = &app->worker;
-	worker_init(app, w);
-	w->base = event_base_new();
-	if (!w->base) {
-		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "cannot create event loop");
+	app_init_shared(app);
+	if (worker_create_all(app, err, sizeof(err)) < 0) {
+		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "%s", err);
 		return 1;
 	}
-	w->dns = dns_create(w->base, app->cf->resolv_conf);
-	bufpool_init(&w->bufpool, (uint32_t)app->cf->pkt_buf);
-	pool_sync_config(w, app->cf, true);
-	janitor_start(w);
+	Worker *w = app->workers[0];
 	admin_init(app);
 	listener_start(app);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
@@ -236,26 +219,26 @@ static int run(App *app)
 	if (app->cf->listen_addr && *app->cf->listen_addr)
 		log_msg(&app->log, LOG_LEVEL_LOG, NULL, "listening on %s:%d", app->cf->listen_addr,
 		        app->cf->listen_port);
-	log_msg(&app->log, LOG_LEVEL_LOG, NULL, "process up: tidepool %s, libevent %s (%s), tls: %s",
-	        TIDEPOOL_VERSION, event_get_version(), event_base_get_method(w->base), OPENSSL_VERSION_TEXT);
+	log_msg(&app->log, LOG_LEVEL_LOG, NULL,
+	        "process up: tidepool %s, libevent %s (%s), tls: %s, workers: %d", TIDEPOOL_VERSION,
+	        event_get_version(), event_base_get_method(w->base), OPENSSL_VERSION_TEXT, app->n_workers);
 
-	event_base_dispatch(w->base);
+	worker_run_all(app);
 
+	/* Every loop has ended and every thread is joined: this thread owns all objects now. */
+	app->exiting = true;
 	listener_close_all(app);
-	app_close_all_servers(w, app->shutdown ? "server shutting down" : "exit");
-	pool_reap(w);
-	janitor_stop(w);
+	for (int i = 0; i < app->n_workers; i++)
+		app_close_all_servers(app->workers[i], app->shutdown ? "server shutting down" : "exit");
 	for (int i = 0; i < app->n_sig_events; i++)
 		event_del(&app->sig_events[i]);
 	if (event_initialized(&app->stats_ev))
 		event_del(&app->stats_ev);
 	admin_cleanup(app);
-	pool_free_all(w);
+	worker_destroy_all(app);
+	shared_free_all(app);
 	tls_cleanup();
 	auth_cleanup();
-	if (w->dns)
-		evdns_base_free(w->dns, 0);
-	event_base_free(w->base);
 	if (app->pidfile_written)
 		unlink(app->pidfile_written);
 	log_msg(&app->log, LOG_LEVEL_LOG, NULL, "shutdown complete");

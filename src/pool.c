@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "client.h"
 #include "server.h"
+#include "worker.h"
 
 usec_t now_usec(void)
 {
@@ -52,6 +53,22 @@ void var_free(VarCache *vc)
 
 /* ---- state transitions: the list an object sits on is its state ---- */
 
+/* Publish when this worker's longest-waiting client of the pool started waiting (0: none),
+ * for hand_off() on other workers. The list is FIFO, so it is the first CL_WAITING one. */
+static void lane_note_oldest(Pool *p)
+{
+	long long since = 0;
+	List *item;
+	LIST_FOREACH (item, &p->waiting_clients) {
+		Client *c = LIST_CONTAINER(item, Client, head);
+		if (c->state == CL_WAITING) {
+			since = c->wait_start > 0 ? (long long)c->wait_start : 1;
+			break;
+		}
+	}
+	atomic_store_explicit(&p->sh->lanes[p->w->idx].oldest, since, memory_order_relaxed);
+}
+
 static bool client_is_waiting(ClientState st)
 {
 	return st == CL_WAITING || st == CL_WAITING_LOGIN;
@@ -63,6 +80,8 @@ void client_set_state(Client *c, ClientState st)
 	list_del(&c->head);
 	if (c->pool && client_is_waiting(c->state) != client_is_waiting(st))
 		c->pool->waiting_count += client_is_waiting(st) ? 1 : -1;
+	/* other workers look at the lanes to decide where a free server should go */
+	bool lane_changed = c->pool && (c->state == CL_WAITING) != (st == CL_WAITING) && c->pool->sh;
 	switch (st) {
 	case CL_LOGIN:
 		list_append(&w->login_clients, &c->head);
@@ -81,11 +100,13 @@ void client_set_state(Client *c, ClientState st)
 		break;
 	}
 	c->state = st;
+	if (lane_changed && w->app->n_workers > 1)
+		lane_note_oldest(c->pool);
 }
 
 static bool server_in_pool(ServerState st)
 {
-	return st != SV_FREE && st != SV_JUSTFREE;
+	return st != SV_FREE && st != SV_JUSTFREE && st != SV_OUTGOING;
 }
 
 void server_set_state(Server *s, ServerState st)
@@ -94,6 +115,9 @@ void server_set_state(Server *s, ServerState st)
 	list_del(&s->head);
 	if (!s->is_cancel && server_in_pool(s->state) != server_in_pool(st))
 		p->server_count += server_in_pool(st) ? 1 : -1;
+	if (!s->is_cancel && (s->state == SV_IDLE) != (st == SV_IDLE) && p->sh)
+		atomic_fetch_add_explicit(&p->sh->lanes[s->w->idx].idle, st == SV_IDLE ? 1 : -1,
+		                          memory_order_relaxed);
 	switch (st) {
 	case SV_LOGIN:
 		list_append(&p->new_servers, &s->head);
@@ -116,6 +140,9 @@ void server_set_state(Server *s, ServerState st)
 		break;
 	case SV_JUSTFREE:
 		list_append(&s->w->justfree_servers, &s->head);
+		break;
+	case SV_OUTGOING:
+		list_append(&s->w->outgoing_servers, &s->head);
 		break;
 	case SV_FREE:
 		break;
@@ -197,6 +224,7 @@ static Database *db_new(Worker *w, const char *name)
 		return NULL;
 	snprintf(db->name, sizeof(db->name), "%s", name);
 	db->port = 5432;
+	db->sh = shared_get(w->app, SHARED_DB, name, NULL);
 	list_append(&w->databases, &db->head);
 	return db;
 }
@@ -239,6 +267,7 @@ static User *user_new(Worker *w, const char *name)
 	if (!u)
 		return NULL;
 	snprintf(u->name, sizeof(u->name), "%s", name);
+	u->sh = shared_get(w->app, SHARED_USER, name, NULL);
 	u->pool_size = u->reserve_pool_size = u->pool_mode = -1;
 	u->max_user_connections = u->max_user_client_connections = -1;
 	u->query_timeout = u->idle_transaction_timeout = u->transaction_timeout = u->client_idle_timeout = -1;
@@ -378,6 +407,7 @@ Pool *pool_get(Worker *w, Database *db, User *user)
 	p->w = w;
 	p->db = db;
 	p->user = user;
+	p->sh = shared_get(w->app, SHARED_POOL, db->name, user->name);
 	list_init(&p->active_clients);
 	list_init(&p->waiting_clients);
 	list_init(&p->active_servers);
@@ -425,6 +455,52 @@ static int count_waiting(const Pool *p, usec_t *oldest_wait)
 	return n;
 }
 
+/* Take a server slot of the pool, its database and its user, all or none. The counters are
+ * shared by every worker, so the limits hold for the whole process. */
+bool pool_take_slots(Pool *p, int pool_limit, int db_limit, int user_limit)
+{
+	if (!shared_take(&p->sh->servers, pool_limit))
+		return false;
+	if (!shared_take(&p->db->sh->servers, db_limit)) {
+		shared_put(&p->sh->servers);
+		return false;
+	}
+	if (!shared_take(&p->user->sh->servers, user_limit)) {
+		shared_put(&p->db->sh->servers);
+		shared_put(&p->sh->servers);
+		return false;
+	}
+	return true;
+}
+
+void pool_put_slots(Pool *p)
+{
+	shared_put(&p->user->sh->servers);
+	shared_put(&p->db->sh->servers);
+	shared_put(&p->sh->servers);
+}
+
+/* The pool is full here, clients wait, and another worker may sit on idle servers of the same
+ * key: ask the one with the most to hand one over. */
+static void want_from_others(Pool *p)
+{
+	App *app = p->w->app;
+	int best = -1, most = 0;
+	if (app->n_workers <= 1 || p->is_auth_pool)
+		return;
+	for (int i = 0; i < app->n_workers; i++) {
+		if (i == p->w->idx)
+			continue;
+		int n = atomic_load_explicit(&p->sh->lanes[i].idle, memory_order_relaxed);
+		if (n > most) {
+			most = n;
+			best = i;
+		}
+	}
+	if (best >= 0)
+		worker_want_server(app->workers[best], p->sh);
+}
+
 /* Launch servers for waiting clients and min_pool_size, within every limit. */
 void pool_launch_if_needed(Pool *p)
 {
@@ -437,13 +513,16 @@ void pool_launch_if_needed(Pool *p)
 	if (p->last_login_fail && now - p->last_login_fail < cf->server_login_retry)
 		return;
 	int waiting = p->waiting_count;
-	int total = p->server_count;
+	int total = atomic_load_explicit(&p->sh->servers, memory_order_relaxed);
 	int min_size = p->db->min_pool_size >= 0 ? p->db->min_pool_size : cf->min_pool_size;
 	int size = pool_size_of(p);
 	int reserve = pool_reserve_of(p);
 	/* The common case under load: everyone waits for a full pool. Decide without list walks. */
-	if (total >= min_size && (waiting == 0 || (size > 0 && total >= size + reserve)))
+	if (total >= min_size && (waiting == 0 || (size > 0 && total >= size + reserve))) {
+		if (waiting > 0)
+			want_from_others(p);
 		return;
+	}
 	usec_t oldest = 0;
 	count_waiting(p, &oldest);
 	int logging_in = list_count(&p->new_servers);
@@ -455,22 +534,24 @@ void pool_launch_if_needed(Pool *p)
 	int user_max =
 	    p->user->max_user_connections >= 0 ? p->user->max_user_connections : cf->max_user_connections;
 	while (want > 0) {
-		if (size > 0 && total >= size) {
-			bool reserve_ok = reserve > 0 && total < size + reserve && waiting > 0 &&
-			                  now - oldest >= cf->reserve_pool_timeout;
+		int limit = size;
+		if (size > 0 && atomic_load_explicit(&p->sh->servers, memory_order_relaxed) >= size) {
+			bool reserve_ok =
+			    reserve > 0 && waiting > 0 && now - oldest >= cf->reserve_pool_timeout;
 			if (!reserve_ok)
 				break;
+			limit = size + reserve;
+		}
+		if (!pool_take_slots(p, limit, db_max, user_max))
+			break;
+		if (limit > size && size > 0)
 			log_msg(&app->log, LOG_LEVEL_LOG, NULL, "taking connection from reserve_pool (%s/%s)",
 			        p->db->name, p->user->name);
-		}
-		if (db_max > 0 && p->db->server_count >= db_max)
-			break;
-		if (user_max > 0 && p->user->server_count >= user_max)
-			break;
 		server_launch(p);
-		total++;
 		want--;
 	}
+	if (want > 0 && waiting > 0)
+		want_from_others(p);
 }
 
 /* Link a server to a client and count the assignment. */
@@ -492,6 +573,8 @@ static void link_pair(Client *c, Server *s)
 	s->sb.dst = &c->sb;
 	c->sb.dst = &s->sb;
 }
+
+static bool hand_off(Server *s, bool only_if_fairer);
 
 static bool server_expired(const Server *s, usec_t now)
 {
@@ -570,6 +653,10 @@ void pool_server_ready(Server *s)
 		return;
 	}
 	List *item;
+	/* Clients here wait too: the server still goes where clients wait longest per server, so a
+	 * worker that got no share of a full pool is not starved by a busy one. */
+	if (p->waiting_count > 0 && app->n_workers > 1 && hand_off(s, true))
+		return;
 	LIST_FOREACH (item, &p->waiting_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		if (c->state != CL_WAITING)
@@ -581,8 +668,85 @@ void pool_server_ready(Server *s)
 			client_server_linked(c);
 		return;
 	}
+	if (hand_off(s, false))
+		return;
 	s->idle_since = now;
 	server_set_state(s, SV_IDLE);
+}
+
+/* Give the server to another worker whose clients of the same pool wait (the limit is shared,
+ * so they may have no other way to get one). only_if_fairer: our clients wait too. */
+#define HANDOFF_MARGIN_USEC 2000
+static bool hand_off(Server *s, bool only_if_fairer)
+{
+	Pool *p = s->pool;
+	App *app = s->w->app;
+	if (app->n_workers <= 1 || p->is_auth_pool || app->exiting || app->shutdown != SHUTDOWN_NONE ||
+	    !s->login_done || s->close_needed || s->link || !sbuf_is_empty(&s->sb) ||
+	    sbuf_unhandled(&s->sb) > 0)
+		return false;
+	PoolLane *lanes = p->sh->lanes;
+	long long mine = atomic_load_explicit(&lanes[s->w->idx].oldest, memory_order_relaxed);
+	int best = -1;
+	long long best_since = 0;
+	for (int k = 1; k < app->n_workers; k++) {
+		int i = (s->w->idx + k) % app->n_workers; /* not always the first one */
+		long long since = atomic_load_explicit(&lanes[i].oldest, memory_order_relaxed);
+		if (since > 0 && (best < 0 || since < best_since)) {
+			best = i;
+			best_since = since;
+		}
+	}
+	/* Our clients wait too: it goes only to a worker whose oldest client has waited clearly
+	 * longer than ours (first come, first served across workers, without ping-pong). */
+	if (best >= 0 && only_if_fairer && mine > 0 && best_since + HANDOFF_MARGIN_USEC >= mine)
+		best = -1;
+	if (best < 0)
+		return false;
+	/* Our statement names mean nothing to its registry: it forgets them on the server. */
+	if (s->ps && s->ps->n > 0) {
+		ps_server_forget_all(s);
+		s->needs_deallocate = true;
+	}
+	/* We may be inside this server's own callback: it leaves once that has returned. */
+	server_set_state(s, SV_OUTGOING);
+	s->handoff_to = best;
+	pool_schedule_reap(s->w);
+	return true;
+}
+
+void pool_give_idle_server(Pool *p)
+{
+	if (p->waiting_count > 0)
+		return; /* ours come first; the janitor's pass will ask again */
+	List *item = list_first(&p->idle_servers);
+	if (!item)
+		return;
+	Server *s = LIST_CONTAINER(item, Server, head);
+	(void)hand_off(s, false);
+}
+
+void pool_adopt_server(Worker *w, Pool *p, Server *s)
+{
+	s->w = w;
+	if (!p) {
+		/* cannot happen (pools live until exit); close it without a pool to count in */
+		sbuf_attach(&s->sb, w->base, &w->bufpool);
+		sbuf_close(&s->sb);
+		log_msg(&w->app->log, LOG_LEVEL_WARNING, s->log_prefix,
+		        "handed-over server has no pool here");
+		return;
+	}
+	s->pool = p;
+	sbuf_attach(&s->sb, w->base, &w->bufpool);
+	if (s->needs_deallocate) {
+		s->needs_deallocate = false;
+		server_set_state(s, SV_TESTED);
+		s->running_internal = true;
+		server_send_query(s, "DEALLOCATE ALL");
+		return;
+	}
+	pool_server_ready(s);
 }
 
 void pool_release_server(Server *s)
@@ -644,10 +808,23 @@ void pool_schedule_reap(Worker *w)
 	event_active(&w->reap_ev, 0, 0);
 }
 
-/* Free closed objects, after the callbacks that closed them have returned. */
+/* Free closed objects, after the callbacks that closed them have returned; send servers
+ * handed to other workers. */
 void pool_reap(Worker *w)
 {
 	List *item;
+	while ((item = list_first(&w->outgoing_servers)) != NULL) {
+		Server *s = LIST_CONTAINER(item, Server, head);
+		Worker *to = w->app->workers[s->handoff_to];
+		if (w->app->exiting || w->app->shutdown != SHUTDOWN_NONE) {
+			server_close(s, "server shutting down");
+			continue;
+		}
+		server_set_state(s, SV_FREE);
+		sbuf_detach(&s->sb);
+		s->w = NULL; /* in flight: owned by the message until adopted */
+		worker_send_server(to, s);
+	}
 	while ((item = list_first(&w->justfree_clients)) != NULL) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		list_del(&c->head);
@@ -704,6 +881,15 @@ void pool_free_all(Worker *w)
 	List *item;
 	free_client_list(&w->login_clients);
 	free_server_list(&w->cancel_servers);
+	while ((item = list_first(&w->outgoing_servers)) != NULL) {
+		/* leaving at exit: closed here, its slots given back */
+		Server *s = LIST_CONTAINER(item, Server, head);
+		server_set_state(s, SV_FREE);
+		pool_put_slots(s->pool);
+		sbuf_close(&s->sb);
+		list_append(&w->justfree_servers, &s->head);
+		s->state = SV_JUSTFREE;
+	}
 	LIST_FOREACH (item, &w->pools) {
 		Pool *p = LIST_CONTAINER(item, Pool, head);
 		free_client_list(&p->active_clients);

@@ -7,6 +7,8 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -26,6 +28,7 @@ typedef struct Worker Worker;
 typedef struct Pool Pool;
 typedef struct Client Client;
 typedef struct Server Server;
+typedef struct Shared Shared;
 
 /* Parameters that are tracked per connection and re-applied when a client gets a server whose
  * values differ. Names are fixed at start: the five built-ins plus track_extra_parameters. */
@@ -51,6 +54,7 @@ typedef struct Database {
 	int server_lifetime; /* -1 inherit */
 	char *startup_client_encoding, *startup_datestyle, *startup_timezone, *startup_application_name;
 	bool autodb;  /* created from the "*" entry */
+	bool console; /* the admin console's pseudo database (admin.c) */
 	bool removed; /* gone from the config; clients get "database removed" */
 	bool disabled;
 	bool paused;
@@ -60,6 +64,7 @@ typedef struct Database {
 	Stats stats;
 	char *host_rr_next; /* round-robin position in a host list (points into host) */
 	int host_rr_index;
+	Shared *sh; /* counts of all workers' copies (worker.c) */
 } Database;
 
 /* A user known from auth_file or [users]. Owned by the worker's user list. */
@@ -78,6 +83,7 @@ typedef struct User {
 	 * used to log in to a server that stores the identical secret. */
 	bool has_scram_key;
 	uint8_t scram_client_key[SCRAM_KEY_LEN];
+	Shared *sh; /* counts of all workers' copies (worker.c) */
 } User;
 
 /* The server-side parameters a pool learnt at its first login, sent to each new client. */
@@ -106,7 +112,9 @@ struct Pool {
 	char last_login_error[256];
 	int last_login_sqlstate_is_starting; /* 57P03: keep waiting clients */
 	int waiting_count;                   /* clients on waiting_clients */
-	int server_count;                    /* servers on any of the five server lists */
+	int server_count;                    /* servers on any of the five server lists (this worker's) */
+	Shared *sh;                          /* the pool key across workers: server slots, lanes, welcome */
+	bool is_auth_pool;                   /* auth_query's private pool: its servers never change hands */
 };
 
 typedef enum {
@@ -126,6 +134,7 @@ typedef enum {
 	SV_USED,     /* pool->used_servers */
 	SV_TESTED,   /* pool->tested_servers */
 	SV_JUSTFREE, /* worker->justfree_servers */
+	SV_OUTGOING, /* worker->outgoing_servers: going to another worker at the next reap */
 } ServerState;
 
 typedef enum {
@@ -225,12 +234,28 @@ struct Server {
 	char tls[96];   /* "TLSv1.3/cipher..." once on TLS (SHOW SERVERS tls), else "" */
 	VarCache vars;
 	uint32_t cancel_target_pid, cancel_target_key;
+	bool needs_deallocate; /* came from another worker with prepared statements we don't track */
+	int handoff_to;        /* SV_OUTGOING: the worker it goes to */
 	char log_prefix[160];
 };
 
-/* Per-thread context: the event loop, the lists of every object, scratch buffers. */
+/* Per-thread context: the event loop, the lists of every object, scratch buffers. One per
+ * event-loop thread (worker.c); owned by App, freed at exit. */
 struct Worker {
 	App *app;
+	int idx; /* index in App.workers, also the lane in Shared pools */
+	pthread_t thread;
+	bool thread_started;
+	int wake_fd; /* eventfd: messages and stop-the-world requests */
+	struct event wake_ev;
+	pthread_mutex_t inbox_lock;
+	List inbox;         /* Msg (worker.c), under inbox_lock */
+	List auth_pools;    /* auth_query's private pools (authquery.c) */
+	List auth_requests; /* auth_query lookups in flight (authquery.c) */
+	struct event auth_poll_ev;
+	bool auth_poll_ready;
+	void *console;       /* the admin console's database, user and pool (admin.c) */
+	atomic_bool drained; /* SHUTDOWN WAIT_FOR_SERVERS: no server linked here any more */
 	struct event_base *base;
 	struct evdns_base *dns;
 	List databases;
@@ -239,9 +264,11 @@ struct Worker {
 	List login_clients;
 	List justfree_clients;
 	List justfree_servers;
-	List cancel_servers; /* servers carrying a CancelRequest */
-	int client_count;    /* for max_client_conn */
+	List cancel_servers;   /* servers carrying a CancelRequest */
+	List outgoing_servers; /* SV_OUTGOING: handed to another worker, sent at the next reap */
+	int client_count;      /* for max_client_conn */
 	uint32_t next_id;
+	uint32_t id_step; /* ids of different workers never collide (worker_next_id) */
 	int var_count;
 	char *var_names[VAR_MAX];
 	struct event janitor_ev;
@@ -262,6 +289,12 @@ static inline int pool_mode_of(const Pool *p, const Config *cf)
 }
 
 usec_t now_usec(void);
+
+static inline uint32_t worker_next_id(Worker *w)
+{
+	w->next_id += w->id_step;
+	return w->next_id;
+}
 
 void client_set_state(Client *c, ClientState st);
 void server_set_state(Server *s, ServerState st);
@@ -298,7 +331,22 @@ void client_server_linked(Client *c);
 void client_welcome_ready(Pool *p);
 Client *client_find_by_cancel(Worker *w, uint32_t pid, uint32_t key);
 
+/* Server slots of the pool, its database and user, across workers: take all or none. */
+bool pool_take_slots(Pool *p, int pool_limit, int db_limit, int user_limit);
+void pool_put_slots(Pool *p);
+/* A server from another worker arrives (p: our pool of its key, NULL if we have none). */
+void pool_adopt_server(Worker *w, Pool *p, Server *s);
+/* Another worker's clients wait: give it an idle server if ours are not needed here. */
+void pool_give_idle_server(Pool *p);
+
+/* Worker setup shared by the daemon and the fuzz harness (worker.c). */
+void worker_init(App *app, Worker *w, int idx);
+int worker_open(Worker *w, const char *resolv_conf, char *err, size_t errlen);
+void worker_close(Worker *w);
+void app_init_shared(App *app);
+
 /* Server side (server.c). */
+/* Launch a server for the pool; its slots must be taken (pool_take_slots). */
 void server_launch(Pool *p);
 void server_close(Server *s, const char *reason);
 void server_send_query(Server *s, const char *sql);

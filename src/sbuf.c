@@ -234,6 +234,30 @@ void sbuf_close(SBuf *sb)
 	sb->blocked_src = NULL;
 }
 
+/* Before the connection moves to another worker: no events in this loop, no buffer of its
+ * pool. Only for an idle connection (nothing buffered). */
+void sbuf_detach(SBuf *sb)
+{
+	read_disable(sb);
+	write_disable(sb);
+	maybe_release_buf(sb);
+	sb->dst = NULL;
+	sb->blocked_src = NULL;
+	sb->base = NULL;
+}
+
+/* ... and in its new worker: that loop's events and buffers, reading again. */
+void sbuf_attach(SBuf *sb, struct event_base *base, BufPool *bp)
+{
+	sb->base = base;
+	if (sb->bufpool)
+		sb->bufpool = bp;
+	if (sb->fd < 0)
+		return;
+	assign_events(sb);
+	read_enable(sb);
+}
+
 void sbuf_prepare_send(SBuf *sb, SBuf *dst, uint32_t len)
 {
 	sb->dst = dst;

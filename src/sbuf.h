@@ -127,6 +127,10 @@ int sbuf_connect(SBuf *sb, const struct sockaddr *sa, socklen_t salen, int64_t t
 /* Close the socket now (idempotent); events are removed, pending bytes dropped. */
 void sbuf_close(SBuf *sb);
 
+/* Moving an idle connection between workers: leave this loop, join that one. */
+void sbuf_detach(SBuf *sb);
+void sbuf_attach(SBuf *sb, struct event_base *base, BufPool *bp);
+
 void sbuf_prepare_send(SBuf *sb, SBuf *dst, uint32_t len);
 void sbuf_prepare_skip(SBuf *sb, uint32_t len);
 /* Skip the first skip_len bytes of the packet, then forward send_len bytes to dst (used to

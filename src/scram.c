@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -729,21 +730,28 @@ void scram_server_init(ScramServer *ss, const ScramSecret *secret, const uint8_t
 	scram_server_set_cbind(ss, cbind, cbind_len);
 }
 
+/* Written once by pthread_once, read-only after. */
+static uint8_t mock_key[SCRAM_KEY_LEN];
+static int mock_key_ok;
+
+static void mock_key_init(void)
+{
+	mock_key_ok = RAND_bytes(mock_key, SCRAM_KEY_LEN) == 1;
+}
+
 int scram_server_init_mock(ScramServer *ss, const char *user, int iterations, const uint8_t *cbind,
                            size_t cbind_len)
 {
 	/* one random key per process: the same user name always gets the same fake salt, as a
 	 * real user would, and nothing about it is predictable from outside */
-	static uint8_t mock_key[SCRAM_KEY_LEN];
-	static int mock_key_set;
+	static pthread_once_t mock_key_once = PTHREAD_ONCE_INIT;
 	uint8_t digest[SCRAM_KEY_LEN];
 
 	scram_server_wipe(ss);
-	if (!mock_key_set) {
-		if (RAND_bytes(mock_key, sizeof(mock_key)) != 1)
-			return -1;
-		mock_key_set = 1;
-	}
+	/* set once for the process, whichever worker gets the first unknown user */
+	pthread_once(&mock_key_once, mock_key_init);
+	if (!mock_key_ok)
+		return -1;
 	if (iterations < 1 || iterations > SCRAM_MAX_ITERATIONS)
 		iterations = SCRAM_DEFAULT_ITERATIONS;
 	if (hmac_sha256(mock_key, sizeof(mock_key), user, strlen(user), digest) < 0)

@@ -1,6 +1,7 @@
 /* server.c: server connections: async connect, login (cleartext, md5, SCRAM-SHA-256),
  * parameter sync, and the replies that flow back to clients. */
 #include "server.h"
+#include "worker.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,7 +36,7 @@ static Server *server_alloc(Worker *w, Pool *p)
 	list_init(&s->head);
 	s->w = w;
 	s->pool = p;
-	s->id = ++w->next_id;
+	s->id = worker_next_id(w);
 	if (sbuf_init(&s->sb, w->base, &w->bufpool, (uint32_t)app->cf->pkt_buf, server_proto, s) < 0) {
 		free(s);
 		return NULL;
@@ -219,8 +220,10 @@ void server_launch(Pool *p)
 {
 	Worker *w = p->w;
 	Server *s = server_alloc(w, p);
-	if (!s)
+	if (!s) {
+		pool_put_slots(p);
 		return;
+	}
 	s->ready_status = 'I';
 	server_set_state(s, SV_LOGIN);
 	p->db->server_count++;
@@ -268,6 +271,7 @@ void server_close(Server *s, const char *reason)
 	if (!s->is_cancel) {
 		s->pool->db->server_count--;
 		s->pool->user->server_count--;
+		pool_put_slots(s->pool);
 	}
 	if (s->auth_req)
 		authquery_server_closed(s);
@@ -289,7 +293,7 @@ void server_close(Server *s, const char *reason)
 		 * server_login_retry = 0 an immediate relaunch of a connect that fails at once would
 		 * recurse without end. */
 		pool_launch_if_needed(s->pool);
-	app_check_shutdown(app);
+	app_check_shutdown(s->w);
 }
 
 void server_send_query(Server *s, const char *sql)
@@ -370,6 +374,8 @@ static void server_login_ok(Server *s)
 			p->welcome.n++;
 		}
 		p->welcome.ready = true;
+		if (!p->is_auth_pool)
+			shared_publish_welcome(app, p->sh, &p->welcome);
 		client_welcome_ready(p);
 	}
 	if (p->db->connect_query && *p->db->connect_query) {

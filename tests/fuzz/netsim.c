@@ -47,6 +47,7 @@
 #include <openssl/x509.h>
 
 #include "admin.h"
+#include "worker.h"
 #include "app.h"
 #include "auth.h"
 #include "client.h"
@@ -370,7 +371,7 @@ int ns_client_new(bool is_unix)
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)(40000 + slot));
 	sin.sin_addr.s_addr = htonl(0x7f000001);
-	Client *cl = client_new(&ns.app.worker, sv[1], (struct sockaddr *)&sin, sizeof(sin), is_unix);
+	Client *cl = client_new(ns.app.workers[0], sv[1], (struct sockaddr *)&sin, sizeof(sin), is_unix);
 	if (!cl) {
 		/* client_new closed the fd on its failure paths that got as far as sbuf_accept */
 		(void)0;
@@ -1029,8 +1030,8 @@ int ns_server_count(void)
 void ns_wait_ms(int ms)
 {
 	struct timeval tv = {0, ms * 1000};
-	event_base_loopexit(ns.app.worker.base, &tv);
-	event_base_dispatch(ns.app.worker.base);
+	event_base_loopexit(ns.app.workers[0]->base, &tv);
+	event_base_dispatch(ns.app.workers[0]->base);
 	ns_pump(PUMP_ROUNDS);
 }
 
@@ -1039,7 +1040,7 @@ void ns_pump(int rounds)
 	int idle = 0;
 	for (int r = 0; r < rounds && idle < 3; r++) {
 		bool progress = false;
-		event_base_loop(ns.app.worker.base, EVLOOP_NONBLOCK);
+		event_base_loop(ns.app.workers[0]->base, EVLOOP_NONBLOCK);
 		progress |= accept_servers();
 		for (int i = 0; i < ns.ncli; i++) {
 			NsConn *c = &ns.cli[i];
@@ -1294,19 +1295,6 @@ static char *build_ini(const NsVariant *v, bool drop_appdb)
 	return t;
 }
 
-static void worker_init(App *app, Worker *w)
-{
-	memset(w, 0, sizeof(*w));
-	w->app = app;
-	list_init(&w->databases);
-	list_init(&w->users);
-	list_init(&w->pools);
-	list_init(&w->login_clients);
-	list_init(&w->justfree_clients);
-	list_init(&w->justfree_servers);
-	list_init(&w->cancel_servers);
-}
-
 void ns_begin(const NsVariant *v, bool auto_pg)
 {
 	ns_global_init();
@@ -1350,12 +1338,15 @@ void ns_begin(const NsVariant *v, bool auto_pg)
 		abort();
 	}
 	auth_commit();
-	Worker *w = &app->worker;
-	worker_init(app, w);
-	w->base = event_base_new();
-	FUZZ_CHECK(w->base != NULL);
-	w->dns = dns_create(w->base, ns.resolv_path); /* no nameserver: numeric hosts only */
-	pool_sync_config(w, app->cf, true);
+	/* one worker on this thread, set up as the daemon does (worker.c) */
+	app_init_shared(app);
+	Worker *w = calloc(1, sizeof(*w));
+	FUZZ_CHECK(w != NULL);
+	worker_init(app, w, 0);
+	app->workers[0] = w;
+	app->n_workers = 1;
+	/* no nameserver: numeric hosts only */
+	FUZZ_CHECK(worker_open(w, ns.resolv_path, err, sizeof(err)) == 0);
 	admin_init(app);
 	ns.active = true;
 }
@@ -1376,7 +1367,7 @@ void ns_end(void)
 {
 	FUZZ_CHECK(ns.active);
 	App *app = &ns.app;
-	Worker *w = &app->worker;
+	Worker *w = app->workers[0];
 	/* The harness side goes away first: the pooler sees EOFs the usual way. */
 	for (int i = 0; i < ns.ncli; i++)
 		conn_close(&ns.cli[i]);
@@ -1392,8 +1383,8 @@ void ns_end(void)
 		close_client_list(&p->active_clients);
 		close_client_list(&p->waiting_clients);
 	}
-	close_client_list(&admin_pool()->active_clients);
-	close_client_list(&admin_pool()->waiting_clients);
+	close_client_list(&admin_pool(w)->active_clients);
+	close_client_list(&admin_pool(w)->waiting_clients);
 	app_close_all_servers(w, "exit");
 	List *item;
 	for (int guard = 0; guard < 1000 && (item = list_first(&w->cancel_servers)) != NULL; guard++)
@@ -1405,15 +1396,12 @@ void ns_end(void)
 		event_base_dispatch(w->base);
 	}
 	pool_reap(w);
+	app->exiting = true;
 	admin_cleanup(app);
-	pool_free_all(w);
+	worker_destroy_all(app); /* frees w */
+	shared_free_all(app);
 	tls_cleanup();
 	auth_cleanup();
-	if (w->dns)
-		evdns_base_free(w->dns, 0);
-	w->dns = NULL;
-	event_base_free(w->base);
-	w->base = NULL;
 	config_free(app->cf);
 	app->cf = NULL;
 	if (app->userlist)
@@ -1683,7 +1671,7 @@ void ns_run_ops(const uint8_t *data, size_t size, NsDefault dflt)
 		case 12:
 			b = cur_byte(&c);
 			if (b & 0x80)
-				janitor_run(&ns.app.worker);
+				janitor_run(ns.app.workers[0]);
 			if (b & 0x40)
 				ns_wait_ms(1 + (b & 0x3f)); /* timers */
 			else

@@ -492,7 +492,7 @@ class Daemon:
             text = self.log()
         except OSError:
             text = ""
-        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "WARNING: ThreadSanitizer"):
             if marker in text:
                 at = text.index(marker)
                 reports.append(text[max(0, at - 200):at + 3000])

@@ -109,7 +109,7 @@ static char *write_temp(const char *text)
 static void test_table(void)
 {
 	int sorted = 1, found = 1;
-	CHECK(config_n_settings == 99);
+	CHECK(config_n_settings == 100);
 	for (int i = 0; i < config_n_settings; i++) {
 		const Setting *s = &config_settings[i];
 		char upper[64];
