@@ -643,7 +643,8 @@ bool admin_startup(Client *c)
 		c->admin = ADMIN_FULL;
 		c->auth_step = AUTH_STEP_DONE;
 		if (app->cf->log_connections)
-			log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "pgbouncer access from unix socket");
+			log_msg(&app->log, LOG_LEVEL_LOG, client_log_prefix(c),
+			        "pgbouncer access from unix socket");
 		return client_login_done(c);
 	}
 	return auth_start(c);
@@ -1120,7 +1121,7 @@ bool admin_handle_cancel(Worker *w, uint32_t pid, uint32_t key)
 		if (c->cancel_pid != pid || c->cancel_key != key)
 			continue;
 		if (c->admin_wait == WAIT_NONE)
-			log_msg(&app->log, LOG_LEVEL_WARNING, c->log_prefix,
+			log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c),
 			        "admin cancel request for non-waiting client?");
 		worker_stop_world(w);
 		if (app->shutdown == SHUTDOWN_NONE && (app->paused || s_suspended))
@@ -1154,7 +1155,7 @@ bool admin_handle_packet(Client *c, PktHdr *pkt)
 			return false;
 		}
 		c->request_time = now_usec();
-		log_msg(&app->log, LOG_LEVEL_DEBUG, c->log_prefix, "got admin query: %s", q);
+		log_msg(&app->log, LOG_LEVEL_DEBUG, client_log_prefix(c), "got admin query: %s", q);
 		/* Console commands read and change every worker's objects. */
 		worker_stop_world(c->w);
 		bool ok = admin_exec(c, q);

@@ -58,7 +58,7 @@ bool admin_error_reply(Client *c, const char *sqlstate, const char *msg, const c
 	PktBuf pb;
 	log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "%s", msg);
 	if (app->cf->log_pooler_errors)
-		log_msg(&app->log, LOG_LEVEL_WARNING, c->log_prefix, "pooler error: %s", msg);
+		log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c), "pooler error: %s", msg);
 	pktbuf_init_dynamic(&pb, 128);
 	admin_write_message(&pb, 'E', "ERROR", sqlstate, msg, detail);
 	pktbuf_write_ready(&pb, 'I');
@@ -653,7 +653,7 @@ static void client_info(Client *c, const char *state, SockInfo *si)
 	si->self = c;
 	si->link = c->link;
 	si->appname = var_of(c->w, &c->vars, "application_name");
-	si->tls = c->tls;
+	si->tls = c->tls ? c->tls : "";
 	si->prepared = (int)c->ps_map.count;
 	si->id = c->id;
 	si->sb = &c->sb;

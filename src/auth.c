@@ -23,7 +23,7 @@
 static void auth_fail(Client *c, const char *client_msg, const char *log_reason)
 {
 	App *app = c->w->app;
-	log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "%s", log_reason);
+	log_msg(&app->log, LOG_LEVEL_LOG, client_log_prefix(c), "%s", log_reason);
 	client_error_close(c, "08P01", client_msg);
 }
 
@@ -351,7 +351,7 @@ static int hba_method(Client *c)
 	HbaRequest req = {c->is_unix, tls_active(&c->sb), c->is_unix ? "" : c->addr, c->dbname, c->username};
 	HbaMethod m = hba_match(current_hba, &req, &line);
 	if (line)
-		log_msg(&app->log, LOG_LEVEL_DEBUG, c->log_prefix, "auth_hba_file line %d: %s", line,
+		log_msg(&app->log, LOG_LEVEL_DEBUG, client_log_prefix(c), "auth_hba_file line %d: %s", line,
 		        hba_method_name(m));
 	switch (m) {
 	case HBA_TRUST:

@@ -94,7 +94,7 @@ static void finish(AuthReq *r)
 	if (c && c->state == CL_LOGIN) {
 		App *app = w->app;
 		if (r->failed) {
-			log_msg(&app->log, LOG_LEVEL_WARNING, c->log_prefix, "auth_query failed: %s",
+			log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c), "auth_query failed: %s",
 			        r->error);
 			client_error_close(c, "08P01", "authentication lookup failed (auth_query)");
 		} else {
@@ -195,7 +195,7 @@ bool authquery_start(Client *c)
 	if (!adb || !query) {
 		snprintf(msg, sizeof(msg), "auth_dbname \"%s\" is not a database",
 		         auth_dbname ? auth_dbname : "");
-		log_msg(&w->app->log, LOG_LEVEL_WARNING, c->log_prefix, "%s", msg);
+		log_msg(&w->app->log, LOG_LEVEL_WARNING, client_log_prefix(c), "%s", msg);
 		client_error_close(c, "08P01", "bouncer config error");
 		return false;
 	}
@@ -212,7 +212,7 @@ bool authquery_start(Client *c)
 	snprintf(r->username, sizeof(r->username), "%s", c->username);
 	list_append(&w->auth_requests, &r->head);
 	refresh_credentials(w, ap);
-	log_msg(&w->app->log, LOG_LEVEL_DEBUG, c->log_prefix,
+	log_msg(&w->app->log, LOG_LEVEL_DEBUG, client_log_prefix(c),
 	        "looking up the user with auth_query as %s in %s", auth_user, adb->name);
 	dispatch(w);
 	return c->state == CL_LOGIN;

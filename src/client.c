@@ -18,11 +18,15 @@
 
 static bool client_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt);
 
-void client_update_log_prefix(Client *c)
+/* "C-0x...: db/user@addr:port ", made when a line is logged (into the worker's buffer) rather
+ * than kept in every client: idle clients are many. */
+const char *client_log_prefix(Client *c)
 {
-	snprintf(c->log_prefix, sizeof(c->log_prefix), "C-%p: %s/%s@%s:%d ", (void *)c,
+	char *buf = c->w->log_prefix_buf;
+	snprintf(buf, sizeof(c->w->log_prefix_buf), "C-%p: %s/%s@%s:%d ", (void *)c,
 	         c->dbname[0] ? c->dbname : "(nodb)", c->username[0] ? c->username : "(nouser)", c->addr,
 	         c->port);
+	return buf;
 }
 
 Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen, bool is_unix)
@@ -64,7 +68,6 @@ Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	RAND_bytes((unsigned char *)&c->cancel_key, sizeof(c->cancel_key));
 	/* the low bits name the worker, so a cancel request arriving at another one finds it */
 	c->cancel_pid = (c->cancel_pid & ~(uint32_t)(WORKERS_MAX - 1)) | (uint32_t)w->idx;
-	client_update_log_prefix(c);
 	w->client_count++;
 	atomic_fetch_add(&app->client_total, 1);
 	client_set_state(c, CL_LOGIN);
@@ -100,7 +103,7 @@ void client_error_close(Client *c, const char *sqlstate, const char *msg)
 {
 	App *app = c->w->app;
 	if (app->cf->log_pooler_errors)
-		log_msg(&app->log, LOG_LEVEL_WARNING, c->log_prefix, "pooler error: %s", msg);
+		log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c), "pooler error: %s", msg);
 	client_send_error(c, "FATAL", sqlstate, msg);
 	client_close(c, msg);
 }
@@ -112,8 +115,8 @@ void client_close(Client *c, const char *reason)
 		return;
 	if (!c->is_cancel && c->auth_step == AUTH_STEP_DONE && app->cf->log_disconnections) {
 		usec_t age = (now_usec() - c->connect_time) / USEC_PER_SEC;
-		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "closing because: %s (age=%llds)", reason,
-		        (long long)age);
+		log_msg(&app->log, LOG_LEVEL_LOG, client_log_prefix(c), "closing because: %s (age=%llds)",
+		        reason, (long long)age);
 	}
 	Server *s = c->link;
 	if (s) {
@@ -223,11 +226,11 @@ static void handle_cancel(Client *c, uint32_t pid, uint32_t key)
 	if (!target && admin_handle_cancel(c->w, pid, key)) {
 		/* ^C on a console waiting in PAUSE or SUSPEND: resume (admin.c) */
 	} else if (!target) {
-		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "cancel request for unknown client");
+		log_msg(&app->log, LOG_LEVEL_LOG, client_log_prefix(c), "cancel request for unknown client");
 	} else if (target->link) {
 		server_launch_cancel(target->link, c);
 	} else {
-		log_msg(&app->log, LOG_LEVEL_DEBUG, c->log_prefix, "cancel request for idle client");
+		log_msg(&app->log, LOG_LEVEL_DEBUG, client_log_prefix(c), "cancel request for idle client");
 	}
 	client_close(c, "cancel request");
 }
@@ -257,7 +260,7 @@ static bool handle_startup_params(Client *c, PktReader *r)
 		            strcmp(val, "no") == 0)) {
 			/* a plain connection */
 		} else if (name_in_list(app->cf->ignore_startup_parameters, key)) {
-			log_msg(&app->log, LOG_LEVEL_DEBUG, c->log_prefix,
+			log_msg(&app->log, LOG_LEVEL_DEBUG, client_log_prefix(c),
 			        "ignoring startup parameter: %s=%s", key, val);
 		} else {
 			snprintf(msg, sizeof(msg), "unsupported startup parameter: %s", key);
@@ -283,11 +286,16 @@ static void on_client_tls(SBuf *sb, bool ok, const char *err)
 	Client *c = sb->owner;
 	App *app = c->w->app;
 	if (!ok) {
-		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix, "TLS handshake failed: %s", err);
+		log_msg(&app->log, LOG_LEVEL_LOG, client_log_prefix(c), "TLS handshake failed: %s", err);
 		client_close(c, "TLS handshake failed");
 		return;
 	}
-	tls_describe(sb, c->tls, sizeof(c->tls));
+	{
+		char desc[96];
+		tls_describe(sb, desc, sizeof(desc));
+		free(c->tls);
+		c->tls = strdup(desc);
+	}
 	sbuf_continue(sb); /* the startup packet now comes over TLS */
 }
 
@@ -345,7 +353,6 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 	}
 	if (!handle_startup_params(c, &r))
 		return false;
-	client_update_log_prefix(c);
 	if (app->cf->application_name_add_host) {
 		/* Lets the server's pg_stat_activity show which client host a session serves. */
 		int vi = var_index(c->w, "application_name");
@@ -355,9 +362,9 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 		var_set(&c->vars, vi, name);
 	}
 	if (app->cf->log_connections)
-		log_msg(&app->log, LOG_LEVEL_LOG, c->log_prefix,
+		log_msg(&app->log, LOG_LEVEL_LOG, client_log_prefix(c),
 		        "login attempt: db=%s user=%s tls=%s replication=no", c->dbname, c->username,
-		        c->tls[0] ? c->tls : "no");
+		        c->tls && c->tls[0] ? c->tls : "no");
 	if (admin_is_console_db(c->dbname))
 		return admin_startup(c); /* the console: allowed during shutdown, own access rules */
 	if (app->shutdown != SHUTDOWN_NONE) {

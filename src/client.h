@@ -9,6 +9,7 @@
 bool client_login_done(Client *c);
 
 /* Build "C-0x...: db/user@addr:port " for log lines. */
-void client_update_log_prefix(Client *c);
+/* The log line prefix of a client, valid until the worker logs the next one. */
+const char *client_log_prefix(Client *c);
 
 #endif

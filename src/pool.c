@@ -832,6 +832,7 @@ void pool_reap(Worker *w)
 		ps_client_free(c);
 		auth_client_free(c);
 		var_free(&c->vars);
+		free(c->tls);
 		free(c->password);
 		free(c);
 	}

@@ -176,11 +176,10 @@ struct Client {
 	uint8_t salt[4];
 	char *password;    /* password the client gave (plain auth), for server login */
 	ScramServer *sasl; /* SCRAM exchange in progress (auth.c); wiped and freed after */
-	char tls[96];      /* "TLSv1.3/cipher..." once on TLS (SHOW CLIENTS tls), else "" */
+	char *tls;         /* "TLSv1.3/cipher..." once on TLS (SHOW CLIENTS tls), else NULL */
 	VarCache vars;
 	char *startup_options_ignored;
 	ClientPsMap ps_map; /* its named prepared statements */
-	char log_prefix[160];
 	/* Admin console (admin.c): access level (ADMIN_*), a command whose reply waits
 	 * (PAUSE, SUSPEND, WAIT_CLOSE) and for which database (NULL: all). */
 	int admin;
@@ -275,8 +274,9 @@ struct Worker {
 	struct event reap_ev;
 	bool reap_scheduled;
 	PsRegistry ps_registry;
-	BufPool bufpool;       /* connection buffers of pkt_buf bytes, lent while in use */
-	uint8_t scratch[8192]; /* building small pooler messages */
+	BufPool bufpool;          /* connection buffers of pkt_buf bytes, lent while in use */
+	uint8_t scratch[8192];    /* building small pooler messages */
+	char log_prefix_buf[160]; /* client_log_prefix() */
 };
 
 static inline int pool_mode_of(const Pool *p, const Config *cf)

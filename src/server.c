@@ -113,7 +113,8 @@ static void login_failed(Server *s, const char *why, const char *sqlstate, bool 
 			if (c->state != CL_WAITING_LOGIN)
 				continue;
 			if (app->cf->log_pooler_errors)
-				log_msg(&app->log, LOG_LEVEL_WARNING, c->log_prefix, "pooler error: %s", why);
+				log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c),
+				        "pooler error: %s", why);
 			client_send_error(c, "FATAL", sqlstate ? sqlstate : "08P01", why);
 			client_close(c, why);
 		}
