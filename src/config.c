@@ -148,7 +148,7 @@ const Setting config_settings[] = {
     S(user, STR, NULL, NR, YES, NULL, "switch to this user after start"),
     S(verbose, INT, "0", 0, YES, NULL, "log verbosity"),
     S(workers, INT, "0", NR, YES, NULL,
-      "event-loop threads (0 = one per CPU core, 1 = single-threaded like PgBouncer)"),
+      "event-loop threads (0 = half the CPU cores, at least 1; 1 = single-threaded like PgBouncer)"),
 };
 const int config_n_settings = (int)(sizeof(config_settings) / sizeof(config_settings[0]));
 

@@ -334,11 +334,14 @@ void worker_resume_world(Worker *self)
 
 /* ------------------------------------------------------------------ lifecycle */
 
+/* 0 means half the online cores, at least one: a pooler usually shares its host with the
+ * database or the application, and on 2 shared cores a second worker measured more CPU per
+ * transaction and less throughput than one (README, Benchmark). */
 int worker_count_for(int setting)
 {
 	if (setting > 0)
 		return setting > WORKERS_MAX ? WORKERS_MAX : setting;
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	long n = sysconf(_SC_NPROCESSORS_ONLN) / 2;
 	if (n < 1)
 		n = 1;
 	return n > WORKERS_MAX ? WORKERS_MAX : (int)n;

@@ -73,7 +73,7 @@ void worker_want_server(Worker *to, Shared *key);
 void worker_stop_world(Worker *self);
 void worker_resume_world(Worker *self);
 
-/* The workers setting resolved: 0 means one per online CPU core. */
+/* The workers setting resolved: 0 means half the online CPU cores, at least one. */
 int worker_count_for(int setting);
 
 #endif
