@@ -501,6 +501,15 @@ static void want_from_others(Pool *p)
 		worker_want_server(app->workers[best], p->sh);
 }
 
+/* A server login of this pool failed less than server_login_retry ago, and no worker has logged
+ * one in since (another worker's success means the server is back). */
+static bool pool_login_failing(const Pool *p, usec_t now)
+{
+	if (!p->last_login_fail || now - p->last_login_fail >= p->w->app->cf->server_login_retry)
+		return false;
+	return !p->sh || atomic_load(&p->sh->login_ok_at) < (long long)p->last_login_fail;
+}
+
 /* Launch servers for waiting clients and min_pool_size, within every limit. */
 void pool_launch_if_needed(Pool *p)
 {
@@ -510,7 +519,7 @@ void pool_launch_if_needed(Pool *p)
 	/* Paused (PAUSE, KILL, SUSPEND, SIGUSR1): no new servers, or each would be closed at once. */
 	if (app->shutdown != SHUTDOWN_NONE || p->db->removed || app->paused || p->db->paused)
 		return;
-	if (p->last_login_fail && now - p->last_login_fail < cf->server_login_retry)
+	if (pool_login_failing(p, now))
 		return;
 	int waiting = p->waiting_count;
 	int total = atomic_load_explicit(&p->sh->servers, memory_order_relaxed);
@@ -623,8 +632,8 @@ bool pool_find_server(Client *c)
 		c->wait_start = now;
 		client_set_state(c, CL_WAITING);
 	}
-	if (p->last_login_fail && now - p->last_login_fail < cf->server_login_retry &&
-	    list_empty(&p->new_servers) && p->welcome.ready && !p->last_login_sqlstate_is_starting) {
+	if (pool_login_failing(p, now) && list_empty(&p->new_servers) && p->welcome.ready &&
+	    !p->last_login_sqlstate_is_starting) {
 		snprintf(msg, sizeof(msg),
 		         "server login has been failing, cached error: %s (server_login_retry)",
 		         p->last_login_error);

@@ -366,6 +366,8 @@ static void server_login_ok(Server *s)
 	s->ever_connected = true;
 	p->last_login_fail = 0;
 	p->last_login_error[0] = 0;
+	if (p->sh)
+		atomic_store(&p->sh->login_ok_at, (long long)now_usec());
 	if (!p->welcome.ready) {
 		/* The first server's parameters become what new clients are told. */
 		for (int i = 0; i < s->welcome_tmp_n && p->welcome.n < 64; i++) {

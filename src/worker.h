@@ -35,6 +35,7 @@ typedef struct Shared {
 	atomic_int servers;
 	PoolLane *lanes;           /* pools: one per worker */
 	atomic_bool welcome_ready; /* pools: a server has logged in and welcome holds its parameters */
+	atomic_llong login_ok_at;  /* pools: when a server of any worker last logged in */
 	Welcome welcome;           /* pools: written once under App.shared_lock */
 } Shared;
 

@@ -6,6 +6,8 @@ import time
 import psycopg2
 import pytest
 
+import harness
+
 RECOVERY_BUDGET = 30.0
 
 
@@ -58,8 +60,11 @@ def test_postgres_restart_mid_load(tidepool, pg):
     for w in workers:
         w.start()
     try:
-        time.sleep(2)
-        assert all(w.ok > 0 for w in workers), [w.errors[:3] for w in workers]
+        # every client has completed a transaction (a fixed sleep was flaky on a loaded machine)
+        try:
+            harness.wait_until(lambda: all(w.ok > 0 for w in workers), 20, what="load running")
+        except TimeoutError:
+            pytest.fail(repr([w.errors[:3] for w in workers]))
         before = sum(w.ok for w in workers)
         pg.restart()
         t_back = time.monotonic()
