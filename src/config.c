@@ -147,8 +147,8 @@ const Setting config_settings[] = {
     S(unix_socket_mode, MODE, "0777", NR, YES, NULL, "file mode of the Unix socket (octal)"),
     S(user, STR, NULL, NR, YES, NULL, "switch to this user after start"),
     S(verbose, INT, "0", 0, YES, NULL, "log verbosity"),
-    S(workers, INT, "0", NR, YES, NULL,
-      "event-loop threads (0 = half the CPU cores, at least 1; 1 = single-threaded like PgBouncer)"),
+    S(workers, INT, "1", NR, YES, NULL,
+      "event-loop threads (1 = single-threaded like PgBouncer; 0 = half the CPU cores)"),
 };
 const int config_n_settings = (int)(sizeof(config_settings) / sizeof(config_settings[0]));
 
