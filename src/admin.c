@@ -199,18 +199,7 @@ void admin_worker_init(Worker *w)
 	u->pool_size = u->reserve_pool_size = u->pool_mode = -1;
 	u->max_user_connections = u->max_user_client_connections = -1;
 	u->sh = shared_get(w->app, SHARED_USER, s_name, "\001console");
-	list_init(&p->head);
-	list_init(&p->active_clients);
-	list_init(&p->waiting_clients);
-	list_init(&p->active_servers);
-	list_init(&p->idle_servers);
-	list_init(&p->used_servers);
-	list_init(&p->tested_servers);
-	list_init(&p->new_servers);
-	p->w = w;
-	p->db = db;
-	p->user = u;
-	p->sh = shared_get(w->app, SHARED_POOL, s_name, "\001console");
+	pool_init(p, w, db, u, shared_get(w->app, SHARED_POOL, s_name, "\001console"));
 	p->welcome.ready = true;
 }
 

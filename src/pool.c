@@ -393,6 +393,22 @@ void pool_sync_config(Worker *w, const Config *cf, bool initial)
 
 /* ---- pools ---- */
 
+void pool_init(Pool *p, Worker *w, Database *db, User *user, Shared *sh)
+{
+	list_init(&p->head);
+	list_init(&p->active_clients);
+	list_init(&p->waiting_clients);
+	list_init(&p->active_servers);
+	list_init(&p->idle_servers);
+	list_init(&p->used_servers);
+	list_init(&p->tested_servers);
+	list_init(&p->new_servers);
+	p->w = w;
+	p->db = db;
+	p->user = user;
+	p->sh = sh;
+}
+
 Pool *pool_get(Worker *w, Database *db, User *user)
 {
 	List *item;
@@ -404,17 +420,7 @@ Pool *pool_get(Worker *w, Database *db, User *user)
 	Pool *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	p->w = w;
-	p->db = db;
-	p->user = user;
-	p->sh = shared_get(w->app, SHARED_POOL, db->name, user->name);
-	list_init(&p->active_clients);
-	list_init(&p->waiting_clients);
-	list_init(&p->active_servers);
-	list_init(&p->idle_servers);
-	list_init(&p->used_servers);
-	list_init(&p->tested_servers);
-	list_init(&p->new_servers);
+	pool_init(p, w, db, user, shared_get(w->app, SHARED_POOL, db->name, user->name));
 	list_append(&w->pools, &p->head);
 	return p;
 }

@@ -303,6 +303,8 @@ void server_set_state(Server *s, ServerState st);
 Database *pool_find_database(Worker *w, const char *name);
 User *pool_find_user(Worker *w, const char *name);
 User *pool_get_user(Worker *w, const char *name); /* creates an unknown (no secret) user */
+/* Empty lists and the given owners; for pool_get() and the console's own pool (admin.c). */
+void pool_init(Pool *p, Worker *w, Database *db, User *user, Shared *sh);
 Pool *pool_get(Worker *w, Database *db, User *user);
 int pool_size_of(const Pool *p);
 int pool_reserve_of(const Pool *p);

@@ -170,15 +170,21 @@ void shared_free_all(App *app)
 
 /* ------------------------------------------------------------------ inbox */
 
-static void post(Worker *to, Msg *m)
+/* Make the worker's loop run on_wake(). The write only fails if the counter would overflow,
+ * and then the worker wakes anyway. */
+static void wake(Worker *to)
 {
 	uint64_t one = 1;
+	if (write(to->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_msg(&to->app->log, LOG_LEVEL_WARNING, NULL, "worker wake-up failed: %s", strerror(errno));
+}
+
+static void post(Worker *to, Msg *m)
+{
 	pthread_mutex_lock(&to->inbox_lock);
 	list_append(&to->inbox, &m->head);
 	pthread_mutex_unlock(&to->inbox_lock);
-	/* the write only fails if the counter would overflow, and then the worker wakes anyway */
-	if (write(to->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_msg(&to->app->log, LOG_LEVEL_WARNING, NULL, "worker wake-up failed: %s", strerror(errno));
+	wake(to);
 }
 
 static Msg *msg_new(MsgType type)
@@ -306,13 +312,9 @@ void worker_stop_world(Worker *self)
 		park_locked(app);
 	atomic_store(&app->stw.requested, true);
 	app->stw.owner = self;
-	for (int i = 0; i < app->n_workers; i++) {
-		Worker *w = app->workers[i];
-		uint64_t one = 1;
-		if (w != self && write(w->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "worker wake-up failed: %s",
-			        strerror(errno));
-	}
+	for (int i = 0; i < app->n_workers; i++)
+		if (app->workers[i] != self)
+			wake(app->workers[i]);
 	while (app->stw.parked < app->stw.live - 1)
 		pthread_cond_wait(&app->stw.cv, &app->stw.m);
 	pthread_mutex_unlock(&app->stw.m);
