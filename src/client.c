@@ -396,8 +396,8 @@ static bool send_welcome(Client *c)
 		if (vi >= 0) {
 			if (c->vars.value[vi])
 				val = c->vars.value[vi];
-			else
-				var_set(&c->vars, vi, val);
+			else /* the welcome lives as long as the pool, which outlives its clients */
+				var_set_borrowed(&c->vars, vi, val);
 		}
 		pktbuf_write_param_status(&pb, name, val);
 	}

@@ -33,22 +33,41 @@ int var_index(const Worker *w, const char *name)
 	return -1;
 }
 
+static void var_drop(VarCache *vc, int idx)
+{
+	if (vc->owned & (1u << idx))
+		free((char *)vc->value[idx]);
+	vc->owned &= (uint16_t) ~(1u << idx);
+	vc->value[idx] = NULL;
+}
+
 void var_set(VarCache *vc, int idx, const char *value)
 {
 	if (idx < 0 || idx >= VAR_MAX)
 		return;
 	if (vc->value[idx] && strcmp(vc->value[idx], value) == 0)
 		return;
-	free(vc->value[idx]);
-	vc->value[idx] = strdup(value);
+	char *copy = strdup(value);
+	var_drop(vc, idx);
+	if (copy) {
+		vc->value[idx] = copy;
+		vc->owned |= (uint16_t)(1u << idx);
+	}
+}
+
+/* Point at a string the caller keeps alive longer than vc (a pool's welcome value). */
+void var_set_borrowed(VarCache *vc, int idx, const char *value)
+{
+	if (idx < 0 || idx >= VAR_MAX || vc->value[idx] == value)
+		return;
+	var_drop(vc, idx);
+	vc->value[idx] = value;
 }
 
 void var_free(VarCache *vc)
 {
-	for (int i = 0; i < VAR_MAX; i++) {
-		free(vc->value[i]);
-		vc->value[i] = NULL;
-	}
+	for (int i = 0; i < VAR_MAX; i++)
+		var_drop(vc, i);
 }
 
 /* ---- state transitions: the list an object sits on is its state ---- */

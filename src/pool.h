@@ -34,7 +34,11 @@ typedef struct Shared Shared;
  * values differ. Names are fixed at start: the five built-ins plus track_extra_parameters. */
 #define VAR_MAX 16
 typedef struct VarCache {
-	char *value[VAR_MAX]; /* heap strings or NULL; index into Worker.var_names */
+	/* NULL, a heap string of ours (its bit set in owned), or a borrowed string that outlives
+	 * the cache: a client's values mostly equal its pool's welcome values, and borrowing
+	 * those saves an allocation per tracked parameter per idle client. Index: Worker.var_names. */
+	const char *value[VAR_MAX];
+	uint16_t owned;
 } VarCache;
 
 /* A [databases] entry at run time. Owned by the worker's database list; survives reloads
@@ -357,6 +361,7 @@ bool server_vars_differ(const Server *s, const Client *c);
 void server_apply_vars(Server *s, Client *c);
 
 void var_set(VarCache *vc, int idx, const char *value);
+void var_set_borrowed(VarCache *vc, int idx, const char *value);
 int var_index(const Worker *w, const char *name);
 void var_free(VarCache *vc);
 

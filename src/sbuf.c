@@ -109,6 +109,9 @@ void sbuf_free(SBuf *sb)
 	sb->buf = NULL;
 	free(sb->out.data);
 	sb->out.data = NULL;
+	if (sb->ev_write)
+		event_free(sb->ev_write);
+	sb->ev_write = NULL;
 }
 
 static void read_enable(SBuf *sb)
@@ -130,18 +133,32 @@ static void read_disable(SBuf *sb)
 	}
 }
 
-static void write_enable(SBuf *sb)
+/* Wait for the socket to become writable (timeout 0: none). False only when the event
+ * could not be allocated; the caller then treats the send as failed. */
+static bool write_enable_timeout(SBuf *sb, int64_t timeout_usec)
 {
-	if (!sb->write_added && !sb->closed && sb->fd >= 0) {
-		event_add(&sb->ev_write, NULL);
-		sb->write_added = true;
+	if (sb->write_added || sb->closed || sb->fd < 0)
+		return true;
+	if (!sb->ev_write) {
+		sb->ev_write = event_new(sb->base, sb->fd, EV_WRITE | EV_PERSIST, on_write, sb);
+		if (!sb->ev_write)
+			return false;
 	}
+	struct timeval tv = {(time_t)(timeout_usec / 1000000), (suseconds_t)(timeout_usec % 1000000)};
+	event_add(sb->ev_write, timeout_usec > 0 ? &tv : NULL);
+	sb->write_added = true;
+	return true;
+}
+
+static bool write_enable(SBuf *sb)
+{
+	return write_enable_timeout(sb, 0);
 }
 
 static void write_disable(SBuf *sb)
 {
 	if (sb->write_added) {
-		event_del(&sb->ev_write);
+		event_del(sb->ev_write);
 		sb->write_added = false;
 	}
 }
@@ -172,7 +189,8 @@ static void tune_socket(int fd, bool is_unix, const SockOpts *o)
 static void assign_events(SBuf *sb)
 {
 	event_assign(&sb->ev_read, sb->base, sb->fd, EV_READ | EV_PERSIST, on_read, sb);
-	event_assign(&sb->ev_write, sb->base, sb->fd, EV_WRITE | EV_PERSIST, on_write, sb);
+	if (sb->ev_write) /* not pending here: re-aimed at this fd and loop */
+		event_assign(sb->ev_write, sb->base, sb->fd, EV_WRITE | EV_PERSIST, on_write, sb);
 }
 
 int sbuf_accept(SBuf *sb, int fd, bool is_unix, const SockOpts *opts)
@@ -206,11 +224,14 @@ int sbuf_connect(SBuf *sb, const struct sockaddr *sa, socklen_t salen, int64_t t
 		sb->fd = -1;
 		return -1;
 	}
+	if (!write_enable_timeout(sb, timeout_usec)) {
+		sb->last_errno = ENOMEM;
+		close(fd);
+		sb->fd = -1;
+		return -1;
+	}
 	/* Even an immediate success is reported from the loop, so callers see one code path. */
 	sb->connecting = true;
-	struct timeval tv = {(time_t)(timeout_usec / 1000000), (suseconds_t)(timeout_usec % 1000000)};
-	event_add(&sb->ev_write, timeout_usec > 0 ? &tv : NULL);
-	sb->write_added = true;
 	return 0;
 }
 
@@ -356,8 +377,9 @@ static int flush_out(SBuf *sb)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			write_enable(sb);
-			return 0;
+			if (write_enable(sb))
+				return 0;
+			errno = ENOMEM;
 		}
 		report(sb, SBUF_EV_SEND_FAILED, n < 0 ? errno : EPIPE);
 		return -1;
@@ -400,9 +422,11 @@ static int send_pending(SBuf *sb)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			dst->blocked_src = sb;
-			write_enable(dst);
-			return 0;
+			if (write_enable(dst)) {
+				dst->blocked_src = sb;
+				return 0;
+			}
+			errno = ENOMEM;
 		}
 		sb->send_pos = sb->pkt_pos;
 		report(dst, SBUF_EV_SEND_FAILED, n < 0 ? errno : EPIPE);

@@ -33,6 +33,16 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 # --------------------------------------------------------------------------- utilities
 
 
+def is_sanitized(binary):
+    """An ASan build: its RSS grows by design (freed memory sits in quarantine, every block
+    is padded), so memory bounds do not apply to it."""
+    try:
+        with open(binary, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 def daemon_binary():
     return os.environ.get("TIDEPOOL_BIN") or os.path.join(REPO, "build", "tidepool")
 

@@ -75,15 +75,6 @@ def assert_serving(d, what="after the fault"):
         c.close()
 
 
-def is_sanitized(binary):
-    """An ASan build: its RSS grows by design (freed memory sits in quarantine)."""
-    try:
-        with open(binary, "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
-
 def rows_with(pg, v):
     return pg.sql("SELECT count(*) FROM fault_t WHERE v = %s", (v,), dbname="appdb")[0][0]
 
@@ -667,7 +658,7 @@ def test_ten_thousand_connections_no_growth(tidepool, pg):
     report("10,000 connections opened and closed (login + query each)",
            f"{elapsed:.0f}s, {len(errs)} errors; RSS {rss0} -> {rss1} kB; fds {fds0} -> {fds1}")
     assert errs == [], errs[:5]
-    if not is_sanitized(d.binary):
+    if not harness.is_sanitized(d.binary):
         assert rss1 - rss0 < 2048, (rss0, rss1)
     assert fds1 <= fds0
     # a clean exit; an ASan build prints LeakSanitizer reports on the way out

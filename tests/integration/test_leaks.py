@@ -84,15 +84,6 @@ def _print_report():
             f.write(text)
 
 
-def is_sanitized(binary):
-    """An ASan build (same test as test_faults.is_sanitized)."""
-    try:
-        with open(binary, "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
-
 def md5_answer(user, password, salt):
     import hashlib
 
@@ -295,7 +286,7 @@ def test_ten_thousand_mixed_connections_leak_nothing(tidepool, pg):
     d = tidepool({"pool_mode": "transaction", "default_pool_size": "5", "max_client_conn": "200",
                   "auth_type": "md5"})
     pid = d.pid
-    sanitized = is_sanitized(d.binary)
+    sanitized = harness.is_sanitized(d.binary)
     outcomes, problems, samples = {}, [], []
     done = 0
     t0 = time.monotonic()

@@ -6,6 +6,7 @@ import time
 import asyncpg
 import pytest
 
+import fault_helpers as fh
 import harness
 from harness import APP_PASSWORD, APP_USER
 
@@ -65,3 +66,35 @@ def test_thousand_clients_pool_of_20(tidepool, pg):
     assert pg.count_backends() <= POOL
     assert pool.alive()
     print(f"1000 clients: connect {t_connect:.1f}s, queries {t_query:.1f}s, peak backends {peak}")
+
+
+IDLE_N = 2000
+IDLE_BYTES_BOUND = 1024  # PgBouncer 1.18 measured ~1,000 B per idle client on this kind of host
+
+
+@pytest.mark.timeout(240)
+def test_idle_client_memory(tidepool, pg):
+    """An idle logged-in client costs under 1 KiB of the daemon's RSS (issue 7: 10,000 idle
+    clients must not cost more than PgBouncer). Logins are sequential, so the login burst lends
+    no extra buffers; what remains is the Client object and libevent's per-fd entry."""
+    if harness.is_sanitized(harness.daemon_binary()):
+        pytest.skip("sanitizer builds pad every allocation")
+    harness.raise_nofile(IDLE_N + 1024)
+    pool = tidepool({"max_client_conn": str(IDLE_N + 100), "log_connections": "0"}, nofile=IDLE_N + 512)
+    warm = [harness.RawConn("127.0.0.1", pool.port).startup(APP_USER, "appdb", APP_PASSWORD) for _ in range(20)]
+    time.sleep(0.3)
+    rss0 = fh.rss_kb(pool.pid)
+    conns = []
+    try:
+        for _ in range(IDLE_N):
+            conns.append(harness.RawConn("127.0.0.1", pool.port).startup(APP_USER, "appdb", APP_PASSWORD))
+        time.sleep(0.5)
+        rss1 = fh.rss_kb(pool.pid)
+        per_client = (rss1 - rss0) * 1024 / IDLE_N
+        print(f"{IDLE_N} idle clients: RSS {rss0} -> {rss1} kB, {per_client:.0f} B per client")
+        assert per_client < IDLE_BYTES_BOUND, f"{per_client:.0f} B per idle client (RSS {rss0} -> {rss1} kB)"
+        assert pool.alive()
+    finally:
+        for c in conns + warm:
+            c.close()
+
