@@ -414,13 +414,24 @@ static bool send_welcome(Client *c)
 	return true;
 }
 
+/* Finish the logins that waited for the pool's welcome. The scan restarts from the head after
+ * each one: sbuf_continue() runs that client's buffered requests, which may close or move
+ * other clients of the list. Each pass takes one client out of CL_WAITING_LOGIN, so it ends. */
 void client_welcome_ready(Pool *p)
 {
-	List *item, *tmp;
-	LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
-		Client *c = LIST_CONTAINER(item, Client, head);
-		if (c->state == CL_WAITING_LOGIN && send_welcome(c))
-			sbuf_continue(&c->sb);
+	bool again = true;
+	while (again) {
+		List *item;
+		again = false;
+		LIST_FOREACH (item, &p->waiting_clients) {
+			Client *c = LIST_CONTAINER(item, Client, head);
+			if (c->state != CL_WAITING_LOGIN)
+				continue;
+			if (send_welcome(c))
+				sbuf_continue(&c->sb);
+			again = true;
+			break;
+		}
 	}
 }
 
@@ -469,8 +480,10 @@ bool client_login_done(Client *c)
 		client_error_close(c, "08P01", "out of memory");
 		return false;
 	}
-	if (!c->pool->welcome.ready && shared_copy_welcome(app, c->pool->sh, &c->pool->welcome))
-		c->pool->welcome.ready = true; /* another worker's server logged in first */
+	/* Another worker's server may have logged in first. Taking its welcome here also lets
+	 * this worker's clients already waiting for one go on: they must not wait for a message
+	 * that will find the welcome already taken. */
+	worker_check_welcome(c->pool);
 	if (c->pool->welcome.ready)
 		return send_welcome(c);
 	/* The first client of a pool waits until a server has told us its parameters. */

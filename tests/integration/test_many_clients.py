@@ -14,11 +14,17 @@ N = 1000
 POOL = 20
 
 
+# Two workers: clients that finished auth while the other worker's server published the
+# welcome used to wait forever in CL_WAITING_LOGIN (the welcome was taken but the waiters
+# not released); it showed here about once in 20 runs under load.
 @pytest.mark.timeout(240)
-def test_thousand_clients_pool_of_20(tidepool, pg):
+@pytest.mark.parametrize("workers", [None, "2"], ids=["default-workers", "2-workers"])
+def test_thousand_clients_pool_of_20(tidepool, pg, workers):
     harness.raise_nofile(N + 1024)
-    pool = tidepool({"pool_mode": "transaction", "default_pool_size": str(POOL), "max_client_conn": "1100"},
-                    nofile=4096)
+    settings = {"pool_mode": "transaction", "default_pool_size": str(POOL), "max_client_conn": "1100"}
+    if workers:
+        settings["workers"] = workers
+    pool = tidepool(settings, nofile=4096)
     pg.wait_backends_at_most(0)
 
     async def go():
