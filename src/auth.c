@@ -4,7 +4,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include "hba.h"
 #include "tls.h"
 #include "userlist.h"
+#include "worker.h"
 
 /* A failed login: the log says why, the client only learns that it failed, so user names
  * cannot be probed (compat.md §4). */
@@ -425,7 +425,10 @@ bool auth_continue(Client *c)
 		if (c->user && c->user->secret &&
 		    userlist_secret_kind(c->user->secret) == USERLIST_SECRET_SCRAM)
 			return start_sasl(c);
-		RAND_bytes(c->salt, 4);
+		if (!worker_random(c->w, c->salt, sizeof(c->salt))) {
+			client_error_close(c, "08P01", "no random bytes for the md5 salt");
+			return false;
+		}
 		pktbuf_write_auth_md5(&pb, c->salt);
 		break;
 	}

@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,14 +32,17 @@ Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 {
 	App *app = w->app;
 	Client *c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		close(fd);
 		return NULL;
+	}
 	list_init(&c->head);
 	c->w = w;
 	c->id = worker_next_id(w);
 	c->is_unix = is_unix;
 	if (sbuf_init(&c->sb, w->base, &w->bufpool, (uint32_t)app->cf->pkt_buf, client_proto, c) < 0) {
 		free(c);
+		close(fd);
 		return NULL;
 	}
 	c->sb.startup = true;
@@ -64,8 +66,14 @@ Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	}
 	c->connect_time = c->request_time = now_usec();
 	/* Our own cancel key: clients never learn a server's backend key. */
-	RAND_bytes((unsigned char *)&c->cancel_pid, sizeof(c->cancel_pid));
-	RAND_bytes((unsigned char *)&c->cancel_key, sizeof(c->cancel_key));
+	if (!worker_random(w, &c->cancel_pid, sizeof(c->cancel_pid)) ||
+	    !worker_random(w, &c->cancel_key, sizeof(c->cancel_key))) {
+		log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "no random bytes for a cancel key");
+		sbuf_free(&c->sb);
+		free(c);
+		close(fd);
+		return NULL;
+	}
 	/* the low bits name the worker, so a cancel request arriving at another one finds it */
 	c->cancel_pid = (c->cancel_pid & ~(uint32_t)(WORKERS_MAX - 1)) | (uint32_t)w->idx;
 	w->client_count++;
@@ -74,6 +82,7 @@ Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 	SockOpts so;
 	app_sock_opts(app, &so);
 	if (sbuf_accept(&c->sb, fd, is_unix, &so) < 0) {
+		close(fd); /* not the sbuf's yet */
 		client_close(c, "accept failed");
 		return NULL;
 	}

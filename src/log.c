@@ -15,6 +15,7 @@ void log_init(Logger *lg)
 {
 	memset(lg, 0, sizeof(*lg));
 	lg->file_fd = -1;
+	lg->pid = (int)getpid();
 }
 
 int log_open_file(Logger *lg, const char *path)
@@ -66,9 +67,10 @@ void log_vmsg(Logger *lg, LogLevel level, const char *prefix, const char *fmt, v
 	struct tm tm;
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
-	int n = snprintf(line, sizeof(line), "%04d-%02d-%02d %02d:%02d:%02d.%03d UTC [%d] %s ",
-	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	                 (int)(tv.tv_usec / 1000), (int)getpid(), level_names[level]);
+	int n =
+	    snprintf(line, sizeof(line), "%04d-%02d-%02d %02d:%02d:%02d.%03d UTC [%d] %s ", tm.tm_year + 1900,
+	             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
+	             lg && lg->pid ? lg->pid : (int)getpid(), level_names[level]);
 	if (prefix && n < (int)sizeof(line))
 		n += snprintf(line + n, sizeof(line) - n, "%s", prefix);
 	if (n < (int)sizeof(line))

@@ -21,6 +21,7 @@ typedef struct Logger {
 	int quiet;   /* -q: nothing to stderr */
 	int file_fd; /* -1 when no logfile */
 	char *file_path;
+	int pid; /* getpid() cached for the line prefix: set by log_init, again after daemon() */
 } Logger;
 
 void log_init(Logger *lg);

@@ -187,8 +187,10 @@ static int run(App *app)
 		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "daemon: %s", strerror(errno));
 		return 1;
 	}
-	if (app->daemonize)
+	if (app->daemonize) {
 		app->log.quiet = 1;
+		app->log.pid = (int)getpid(); /* daemon() forked */
+	}
 	if (write_pidfile(app) < 0)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);

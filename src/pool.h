@@ -281,6 +281,8 @@ struct Worker {
 	BufPool bufpool;          /* connection buffers of pkt_buf bytes, lent while in use */
 	uint8_t scratch[8192];    /* building small pooler messages */
 	char log_prefix_buf[160]; /* client_log_prefix() */
+	uint8_t rand_buf[256];    /* worker_random(): RAND_bytes output not yet used */
+	uint32_t rand_left;
 };
 
 static inline int pool_mode_of(const Pool *p, const Config *cf)
@@ -327,7 +329,7 @@ void pool_fail_waiting(Pool *p, const char *reason, bool login_only);
 /* At exit: close every connection and free every object of the worker. */
 void pool_free_all(Worker *w);
 
-/* Client side (client.c). */
+/* Client side (client.c). client_new takes fd: on failure it is closed and NULL returned. */
 Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen, bool is_unix);
 void client_close(Client *c, const char *reason);
 void client_error_close(Client *c, const char *sqlstate, const char *msg);

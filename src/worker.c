@@ -16,6 +16,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include "admin.h"
 #include "app.h"
 #include "authquery.h"
@@ -123,6 +126,22 @@ static void welcome_arrived(Worker *w, void *arg)
 /* Every way a pool's welcome becomes ready must also release its CL_WAITING_LOGIN clients
  * (client_welcome_ready): nothing else wakes them, and the checks here and in server_login_ok
  * skip a pool whose welcome is ready. */
+bool worker_random(Worker *w, void *out, size_t n)
+{
+	if (n > 64)
+		return false;
+	if (w->rand_left < n) {
+		if (RAND_bytes(w->rand_buf, sizeof(w->rand_buf)) != 1)
+			return false;
+		w->rand_left = sizeof(w->rand_buf);
+	}
+	/* take from the end, and wipe what was handed out */
+	w->rand_left -= (uint32_t)n;
+	memcpy(out, w->rand_buf + w->rand_left, n);
+	OPENSSL_cleanse(w->rand_buf + w->rand_left, n);
+	return true;
+}
+
 void worker_check_welcome(Pool *p)
 {
 	if (p->welcome.ready || p->is_auth_pool)

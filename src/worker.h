@@ -48,6 +48,10 @@ void shared_put(atomic_int *n);
 void shared_publish_welcome(App *app, Shared *sh, const Welcome *w);
 /* A pool whose clients wait for a welcome takes the published one, if there is one. */
 void worker_check_welcome(Pool *p);
+/* Fill out with n (<= 64) cryptographically random bytes from a per-worker reserve that
+ * RAND_bytes refills 256 bytes at a time: salts and cancel keys cost one call per ~30 logins
+ * instead of several. False if OpenSSL has no randomness. */
+bool worker_random(Worker *w, void *out, size_t n);
 /* Copy the published welcome into a worker's pool; false when there is none yet. */
 bool shared_copy_welcome(App *app, Shared *sh, Welcome *out);
 void shared_free_all(App *app);
