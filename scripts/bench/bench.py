@@ -330,6 +330,10 @@ class Pooler:
             "log_connections": 0,
             "log_disconnections": 0,
             "ignore_startup_parameters": "extra_float_digits",
+            # The server leg alike for both: PostgreSQL here has ssl on (for the client-TLS
+            # storm), and the defaults differ (PgBouncer 1.18: disable; tidepool, like
+            # PgBouncer >= 1.21: prefer), which put TLS on tidepool's server leg only.
+            "server_tls_sslmode": "disable",
         }
         users = f'"{USER}" "{PASSWORD}"\n'
         db = f"host=127.0.0.1 port={pg.port} dbname={DBNAME}"
