@@ -652,7 +652,8 @@ static void client_info(Client *c, const char *state, SockInfo *si)
 		si->wait = now_usec() - c->wait_start;
 	si->self = c;
 	si->link = c->link;
-	si->appname = var_of(c->w, &c->vars, "application_name");
+	const char *app_name = client_var(c, var_index(c->w, "application_name"));
+	si->appname = app_name ? app_name : "";
 	si->tls = c->tls ? c->tls : "";
 	si->prepared = (int)c->ps_map.count;
 	si->id = c->id;

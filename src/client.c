@@ -263,7 +263,10 @@ static bool handle_startup_params(Client *c, PktReader *r)
 		} else if (strcmp(key, "database") == 0) {
 			snprintf(c->dbname, sizeof(c->dbname), "%s", val);
 		} else if (var_index(c->w, key) >= 0) {
-			var_set(&c->vars, var_index(c->w, key), val);
+			if (!client_set_var(c, var_index(c->w, key), val)) {
+				client_error_close(c, "08P01", "out of memory");
+				return false;
+			}
 		} else if (strcmp(key, "replication") == 0 &&
 		           (strcmp(val, "false") == 0 || strcmp(val, "0") == 0 || strcmp(val, "off") == 0 ||
 		            strcmp(val, "no") == 0)) {
@@ -366,9 +369,12 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 		/* Lets the server's pg_stat_activity show which client host a session serves. */
 		int vi = var_index(c->w, "application_name");
 		char name[256];
-		snprintf(name, sizeof(name), "%s - %s:%d", c->vars.value[vi] ? c->vars.value[vi] : "",
-		         c->addr, c->port);
-		var_set(&c->vars, vi, name);
+		const char *given = c->vars ? c->vars->value[vi] : NULL;
+		snprintf(name, sizeof(name), "%s - %s:%d", given ? given : "", c->addr, c->port);
+		if (!client_set_var(c, vi, name)) {
+			client_error_close(c, "08P01", "out of memory");
+			return false;
+		}
 	}
 	if (app->cf->log_connections)
 		log_msg(&app->log, LOG_LEVEL_LOG, client_log_prefix(c),
@@ -402,12 +408,8 @@ static bool send_welcome(Client *c)
 		const char *name = p->welcome.names[i];
 		const char *val = p->welcome.values[i];
 		int vi = var_index(w, name);
-		if (vi >= 0) {
-			if (c->vars.value[vi])
-				val = c->vars.value[vi];
-			else /* the welcome lives as long as the pool, which outlives its clients */
-				var_set_borrowed(&c->vars, vi, val);
-		}
+		if (vi >= 0 && c->vars && c->vars->value[vi])
+			val = c->vars->value[vi]; /* its own; the rest stay the welcome's (client_var) */
 		pktbuf_write_param_status(&pb, name, val);
 	}
 	pktbuf_write_backend_key(&pb, c->cancel_pid, c->cancel_key);
@@ -421,6 +423,32 @@ static bool send_welcome(Client *c)
 	client_set_state(c, CL_ACTIVE);
 	c->request_time = now_usec();
 	return true;
+}
+
+const char *client_var(const Client *c, int idx)
+{
+	if (idx < 0 || idx >= VAR_MAX)
+		return NULL;
+	if (c->vars && c->vars->value[idx])
+		return c->vars->value[idx];
+	Pool *p = c->pool;
+	if (!p || !p->welcome.ready)
+		return NULL;
+	if (!p->welcome_var_done)
+		pool_index_welcome(p);
+	return p->welcome_var[idx];
+}
+
+/* Most clients never set a tracked parameter, so the cache is allocated on the first one:
+ * 136 bytes less per idle client. */
+bool client_set_var(Client *c, int idx, const char *value)
+{
+	if (idx < 0 || idx >= VAR_MAX)
+		return true;
+	if (!c->vars && !(c->vars = calloc(1, sizeof(*c->vars))))
+		return false;
+	var_set(c->vars, idx, value);
+	return c->vars->value[idx] != NULL;
 }
 
 /* Finish the logins that waited for the pool's welcome. The scan restarts from the head after

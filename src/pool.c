@@ -33,41 +33,37 @@ int var_index(const Worker *w, const char *name)
 	return -1;
 }
 
-static void var_drop(VarCache *vc, int idx)
-{
-	if (vc->owned & (1u << idx))
-		free((char *)vc->value[idx]);
-	vc->owned &= (uint16_t) ~(1u << idx);
-	vc->value[idx] = NULL;
-}
-
 void var_set(VarCache *vc, int idx, const char *value)
 {
 	if (idx < 0 || idx >= VAR_MAX)
 		return;
 	if (vc->value[idx] && strcmp(vc->value[idx], value) == 0)
 		return;
-	char *copy = strdup(value);
-	var_drop(vc, idx);
-	if (copy) {
-		vc->value[idx] = copy;
-		vc->owned |= (uint16_t)(1u << idx);
-	}
-}
-
-/* Point at a string the caller keeps alive longer than vc (a pool's welcome value). */
-void var_set_borrowed(VarCache *vc, int idx, const char *value)
-{
-	if (idx < 0 || idx >= VAR_MAX || vc->value[idx] == value)
-		return;
-	var_drop(vc, idx);
-	vc->value[idx] = value;
+	free(vc->value[idx]);
+	vc->value[idx] = strdup(value);
 }
 
 void var_free(VarCache *vc)
 {
-	for (int i = 0; i < VAR_MAX; i++)
-		var_drop(vc, i);
+	for (int i = 0; i < VAR_MAX; i++) {
+		free(vc->value[i]);
+		vc->value[i] = NULL;
+	}
+}
+
+/* Map the tracked parameters to the welcome's values once it is ready (it never changes
+ * after), so client_var() costs no name lookup per transaction. */
+void pool_index_welcome(Pool *p)
+{
+	for (int i = 0; i < p->w->var_count && i < VAR_MAX; i++) {
+		p->welcome_var[i] = NULL;
+		for (int j = 0; j < p->welcome.n; j++)
+			if (strcasecmp(p->welcome.names[j], p->w->var_names[i]) == 0) {
+				p->welcome_var[i] = p->welcome.values[j];
+				break;
+			}
+	}
+	p->welcome_var_done = true;
 }
 
 /* ---- state transitions: the list an object sits on is its state ---- */
@@ -869,7 +865,11 @@ void pool_reap(Worker *w)
 		sbuf_free(&c->sb);
 		ps_client_free(c);
 		auth_client_free(c);
-		var_free(&c->vars);
+		if (c->vars) {
+			var_free(c->vars);
+			free(c->vars);
+			c->vars = NULL;
+		}
 		free(c->tls);
 		free(c->password);
 		free(c);

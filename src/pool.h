@@ -34,11 +34,7 @@ typedef struct Shared Shared;
  * values differ. Names are fixed at start: the five built-ins plus track_extra_parameters. */
 #define VAR_MAX 16
 typedef struct VarCache {
-	/* NULL, a heap string of ours (its bit set in owned), or a borrowed string that outlives
-	 * the cache: a client's values mostly equal its pool's welcome values, and borrowing
-	 * those saves an allocation per tracked parameter per idle client. Index: Worker.var_names. */
-	const char *value[VAR_MAX];
-	uint16_t owned;
+	char *value[VAR_MAX]; /* heap strings or NULL; index into Worker.var_names */
 } VarCache;
 
 /* A [databases] entry at run time. Owned by the worker's database list; survives reloads
@@ -112,6 +108,10 @@ struct Pool {
 	List tested_servers;  /* SV_TESTED: running reset or check query */
 	List new_servers;     /* SV_LOGIN: connecting / logging in */
 	Welcome welcome;
+	/* welcome values of the tracked parameters by Worker.var_names index (client_var), once
+	 * welcome_var_done; they point into welcome, which never changes once ready */
+	const char *welcome_var[VAR_MAX];
+	bool welcome_var_done;
 	usec_t last_login_fail; /* for server_login_retry */
 	char last_login_error[256];
 	int last_login_sqlstate_is_starting; /* 57P03: keep waiting clients */
@@ -181,7 +181,9 @@ struct Client {
 	char *password;    /* password the client gave (plain auth), for server login */
 	ScramServer *sasl; /* SCRAM exchange in progress (auth.c); wiped and freed after */
 	char *tls;         /* "TLSv1.3/cipher..." once on TLS (SHOW CLIENTS tls), else NULL */
-	VarCache vars;
+	/* Tracked parameters the client set itself (startup packet, SET); NULL until it sets one.
+	 * The others are what its pool's welcome told it: read them with client_var(). */
+	VarCache *vars;
 	char *startup_options_ignored;
 	ClientPsMap ps_map; /* its named prepared statements */
 	/* Admin console (admin.c): access level (ADMIN_*), a command whose reply waits
@@ -360,10 +362,14 @@ void server_close(Server *s, const char *reason);
 void server_send_query(Server *s, const char *sql);
 void server_launch_cancel(Server *target, Client *requester);
 bool server_vars_differ(const Server *s, const Client *c);
+/* The value of tracked parameter idx the client expects (NULL: none known). */
+const char *client_var(const Client *c, int idx);
+/* Record a value the client set; false when out of memory. */
+bool client_set_var(Client *c, int idx, const char *value);
+void pool_index_welcome(Pool *p);
 void server_apply_vars(Server *s, Client *c);
 
 void var_set(VarCache *vc, int idx, const char *value);
-void var_set_borrowed(VarCache *vc, int idx, const char *value);
 int var_index(const Worker *w, const char *name);
 void var_free(VarCache *vc);
 

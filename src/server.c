@@ -312,7 +312,7 @@ void server_send_query(Server *s, const char *sql)
 bool server_vars_differ(const Server *s, const Client *c)
 {
 	for (int i = 0; i < s->w->var_count; i++) {
-		const char *cv = c->vars.value[i], *sv = s->vars.value[i];
+		const char *cv = client_var(c, i), *sv = s->vars.value[i];
 		if (cv && (!sv || strcmp(cv, sv) != 0))
 			return true;
 	}
@@ -342,7 +342,7 @@ void server_apply_vars(Server *s, Client *c)
 	size_t pos = 0;
 	sql[0] = 0;
 	for (int i = 0; i < s->w->var_count; i++) {
-		const char *cv = c->vars.value[i], *sv = s->vars.value[i];
+		const char *cv = client_var(c, i), *sv = s->vars.value[i];
 		if (!cv || (sv && strcmp(cv, sv) == 0))
 			continue;
 		pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos, "SET %s=", s->w->var_names[i]);
@@ -664,7 +664,9 @@ static bool handle_linked_packet(Server *s, PktHdr *pkt)
 		int vi = var_index(s->w, name);
 		if (vi >= 0) {
 			var_set(&s->vars, vi, value);
-			var_set(&c->vars, vi, value);
+			if (!client_set_var(c, vi, value))
+				log_msg(&s->w->app->log, LOG_LEVEL_ERROR, client_log_prefix(c),
+				        "out of memory: SET %s not remembered", name);
 		}
 	}
 	s->pool->db->stats.server_bytes += pkt->len;

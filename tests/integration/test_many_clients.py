@@ -75,12 +75,12 @@ def test_thousand_clients_pool_of_20(tidepool, pg, workers):
 
 
 IDLE_N = 2000
-IDLE_BYTES_BOUND = 1024  # PgBouncer 1.18 measured ~1,000 B per idle client on this kind of host
+IDLE_BYTES_BOUND = 900  # PgBouncer 1.18: 823 B per idle client at 10,000 on this kind of host; tidepool 795
 
 
 @pytest.mark.timeout(240)
 def test_idle_client_memory(tidepool, pg):
-    """An idle logged-in client costs under 1 KiB of the daemon's RSS (issue 7: 10,000 idle
+    """An idle logged-in client costs under 900 bytes of the daemon's RSS (issue 7: 10,000 idle
     clients must not cost more than PgBouncer). Logins are sequential, so the login burst lends
     no extra buffers; what remains is the Client object and libevent's per-fd entry."""
     if harness.is_sanitized(harness.daemon_binary()):
