@@ -369,7 +369,7 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 		/* Lets the server's pg_stat_activity show which client host a session serves. */
 		int vi = var_index(c->w, "application_name");
 		char name[256];
-		const char *given = c->vars ? c->vars->value[vi] : NULL;
+		const char *given = client_var(c, vi); /* no pool yet: only what the client sent */
 		snprintf(name, sizeof(name), "%s - %s:%d", given ? given : "", c->addr, c->port);
 		if (!client_set_var(c, vi, name)) {
 			client_error_close(c, "08P01", "out of memory");

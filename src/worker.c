@@ -123,9 +123,6 @@ static void welcome_arrived(Worker *w, void *arg)
 		worker_check_welcome(p);
 }
 
-/* Every way a pool's welcome becomes ready must also release its CL_WAITING_LOGIN clients
- * (client_welcome_ready): nothing else wakes them, and the checks here and in server_login_ok
- * skip a pool whose welcome is ready. */
 bool worker_random(Worker *w, void *out, size_t n)
 {
 	if (n > 64)
@@ -142,14 +139,16 @@ bool worker_random(Worker *w, void *out, size_t n)
 	return true;
 }
 
+/* Every way a pool's welcome becomes ready must also release its CL_WAITING_LOGIN clients
+ * (client_welcome_ready): nothing else wakes them, and the checks here and in server_login_ok
+ * skip a pool whose welcome is ready. */
 void worker_check_welcome(Pool *p)
 {
 	if (p->welcome.ready || p->is_auth_pool)
 		return;
 	if (shared_copy_welcome(p->w->app, p->sh, &p->welcome)) {
 		p->welcome.ready = true;
-		if (p->waiting_count > 0)
-			client_welcome_ready(p);
+		client_welcome_ready(p);
 	}
 }
 
