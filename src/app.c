@@ -25,7 +25,7 @@ int app_load_userlist(App *app, const Config *cf, UserList **out, char *err, siz
 	*out = NULL;
 	if (!cf->auth_file || !*cf->auth_file)
 		return 0;
-	*out = userlist_load(cf->auth_file, err, errlen);
+	*out = userlist_load(cf->auth_file, app_config_warning, app, err, errlen);
 	return *out ? 0 : -1;
 }
 

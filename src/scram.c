@@ -3,6 +3,7 @@
 #include "scram.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <string.h>
@@ -273,8 +274,20 @@ static int scram_nonce_valid(const char *s, size_t len)
 	return 1;
 }
 
+/* Wipe and free the password copy, if any. */
+static void scram_client_drop_password(ScramClient *sc)
+{
+	if (sc->password) {
+		OPENSSL_cleanse(sc->password, sc->password_len);
+		free(sc->password);
+		sc->password = NULL;
+	}
+	sc->password_len = 0;
+}
+
 void scram_client_wipe(ScramClient *sc)
 {
+	scram_client_drop_password(sc);
 	OPENSSL_cleanse(sc, sizeof(*sc));
 	sc->state = SCRAM_STATE_INIT;
 }
@@ -293,9 +306,12 @@ int scram_client_start_with_nonce(ScramClient *sc, const char *password, const c
 	char *bare = sc->client_first_bare;
 	int n;
 
-	scram_client_wipe(sc);
+	/* start may see an uninitialised struct, so it clears without freeing */
+	OPENSSL_cleanse(sc, sizeof(*sc));
 	if (plen > SCRAM_MAX_PASSWORD || nlen > SCRAM_MAX_NONCE || ulen > SCRAM_MAX_USER ||
 	    !scram_nonce_valid(nonce, nlen))
+		goto fail;
+	if (!(sc->password = malloc(plen + 1)))
 		goto fail;
 	memcpy(sc->password, password, plen + 1);
 	sc->password_len = plen;
@@ -489,8 +505,7 @@ int scram_client_continue(ScramClient *sc, const char *server_first, size_t len,
 		scram_set_err(err, errlen, "SCRAM: key derivation failed");
 		goto fail;
 	}
-	OPENSSL_cleanse(sc->password, sizeof(sc->password));
-	sc->password_len = 0;
+	scram_client_drop_password(sc);
 
 	/* AuthMessage = client-first-bare "," server-first "," client-final-without-proof */
 	authlen = snprintf(authmsg, sizeof(authmsg), "%s,%s,c=" SCRAM_GS2_B64 ",r=%.*s",

@@ -11,7 +11,7 @@
 #define SCRAM_SALT_LEN           16       /* salt length scram_make_secret() generates */
 #define SCRAM_DEFAULT_ITERATIONS 4096     /* PostgreSQL's default scram_iterations */
 #define SCRAM_MAX_ITERATIONS     10000000 /* refuse more: a hostile server could stall us in PBKDF2 */
-#define SCRAM_MAX_PASSWORD       1024     /* longest password we hold, in bytes */
+#define SCRAM_MAX_PASSWORD       65536    /* longest password we hold, in bytes (cloud IAM tokens) */
 #define SCRAM_MAX_NONCE          128      /* longest client nonce (only injected ones are long) */
 #define SCRAM_MAX_USER           63       /* longest user name in client-first (NAMEDATALEN - 1) */
 #define SCRAM_MAX_SALT           64       /* longest salt we accept, decoded */
@@ -28,12 +28,13 @@ typedef enum {
 } ScramState;
 
 /* One SCRAM-SHA-256 client exchange. Fixed size so a server connection can embed it;
- * zero-initialise or let scram_client_start() do it. Holds the password between start and
- * continue, so always call scram_client_wipe() when done, whatever the outcome. */
+ * zero-initialise or let scram_client_start() do it. Holds a heap copy of the password
+ * between start and continue (owned here, freed by continue or wipe), so always call
+ * scram_client_wipe() when done, whatever the outcome. */
 typedef struct ScramClient {
 	ScramState state;
 	size_t password_len;
-	char password[SCRAM_MAX_PASSWORD + 1];
+	char *password; /* NULL once keys are derived */
 	char client_nonce[SCRAM_MAX_NONCE + 1];
 	size_t client_first_bare_len;
 	char client_first_bare[SCRAM_MAX_FIRST_BARE + 1];

@@ -2,6 +2,7 @@
 #include "userlist.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,10 +173,10 @@ static UserList *userlist_build(UserListLoadEntry *tmp, size_t n)
 	return ul;
 }
 
-UserList *userlist_load(const char *path, char *err, size_t errlen)
+UserList *userlist_load(const char *path, UserListWarnFn warn, void *warn_arg, char *err, size_t errlen)
 {
 	char name[USERLIST_MAX_NAME + 1];
-	char secret[USERLIST_MAX_SECRET + 1];
+	char *secret; /* USERLIST_MAX_SECRET + 1 bytes: too big for a thread's stack */
 	char msg[128];
 	UserListLoadEntry *tmp = NULL;
 	size_t n = 0, cap = 0, linecap = 0, lineno = 0;
@@ -188,19 +189,30 @@ UserList *userlist_load(const char *path, char *err, size_t errlen)
 		userlist_set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
+	if (!(secret = malloc(USERLIST_MAX_SECRET + 1))) {
+		fclose(f);
+		userlist_set_err(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
 	while ((len = getline(&line, &linecap, f)) >= 0) {
 		int rc;
 
 		lineno++;
 		if (strlen(line) != (size_t)len) {
-			userlist_set_err(err, errlen, "%s:%zu: line contains a NUL byte", path, lineno);
-			goto fail;
+			snprintf(msg, sizeof(msg), "line contains a NUL byte");
+			rc = -1;
+		} else {
+			rc = userlist_parse_line(line, name, sizeof(name), secret, USERLIST_MAX_SECRET + 1, msg,
+			                         sizeof(msg));
 		}
-		rc = userlist_parse_line(line, name, sizeof(name), secret, sizeof(secret), msg, sizeof(msg));
 		OPENSSL_cleanse(line, (size_t)len);
 		if (rc < 0) {
-			userlist_set_err(err, errlen, "%s:%zu: %s", path, lineno, msg);
-			goto fail;
+			if (warn) {
+				char where[PATH_MAX + 160];
+				snprintf(where, sizeof(where), "%s:%zu: %s, line skipped", path, lineno, msg);
+				warn(warn_arg, where);
+			}
+			continue;
 		}
 		if (rc == 0)
 			continue;
@@ -216,7 +228,7 @@ UserList *userlist_load(const char *path, char *err, size_t errlen)
 		tmp[n].secret = strdup(secret);
 		tmp[n].seq = n;
 		n++;
-		OPENSSL_cleanse(secret, sizeof(secret));
+		OPENSSL_cleanse(secret, strlen(secret));
 		if (!tmp[n - 1].name || !tmp[n - 1].secret)
 			goto nomem;
 	}
@@ -227,6 +239,7 @@ UserList *userlist_load(const char *path, char *err, size_t errlen)
 	if (line)
 		OPENSSL_cleanse(line, linecap);
 	free(line);
+	free(secret);
 	fclose(f);
 	{
 		UserList *ul = userlist_build(tmp, n);
@@ -238,7 +251,8 @@ UserList *userlist_load(const char *path, char *err, size_t errlen)
 nomem:
 	userlist_set_err(err, errlen, "%s: out of memory", path);
 fail:
-	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(secret, USERLIST_MAX_SECRET + 1);
+	free(secret);
 	if (line)
 		OPENSSL_cleanse(line, linecap);
 	free(line);

@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #define USERLIST_MAX_NAME   63   /* PostgreSQL identifiers: NAMEDATALEN - 1 bytes */
-#define USERLIST_MAX_SECRET 1024 /* plain passwords may be long; secrets are far shorter */
+#define USERLIST_MAX_SECRET 65535 /* plain passwords may be long (cloud IAM tokens, JWTs) */
 
 typedef enum {
 	USERLIST_SECRET_PLAIN = 0, /* a cleartext password */
@@ -30,9 +30,13 @@ typedef struct UserList {
 int userlist_parse_line(const char *line, char *name, size_t namelen, char *secret, size_t secretlen,
                         char *err, size_t errlen);
 
-/* Load a whole file. NULL with "path: <why>" or "path:<line>: <why>" in err on failure.
- * If a user appears twice, the later line wins. */
-UserList *userlist_load(const char *path, char *err, size_t errlen);
+/* Called with "path:<line>: <why>" for each line that cannot be parsed; the line is skipped. */
+typedef void (*UserListWarnFn)(void *arg, const char *msg);
+
+/* Load a whole file. A bad line is reported to warn (if not NULL) and skipped, as PgBouncer
+ * does, so one typo does not lock every user out. NULL with "path: <why>" in err only when
+ * the file cannot be read or memory runs out. If a user appears twice, the later line wins. */
+UserList *userlist_load(const char *path, UserListWarnFn warn, void *warn_arg, char *err, size_t errlen);
 
 /* The entry whose name is exactly name, or NULL. O(log n). */
 const UserEntry *userlist_find(const UserList *ul, const char *name);

@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char path[64], err[256];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	err[0] = 0;
-	UserList *ul = userlist_load(path, err, sizeof(err));
+	UserList *ul = userlist_load(path, NULL, NULL, err, sizeof(err));
 	if (ul) {
 		for (int i = 0; i < ul->n; i++) {
 			const UserEntry *e = &ul->entries[i];

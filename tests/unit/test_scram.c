@@ -110,7 +110,7 @@ static void test_rfc7677(void)
 	CHECK_STR(out, RFC_CLIENT_FINAL);
 	CHECK(used == strlen(RFC_CLIENT_FINAL));
 	/* the password is not needed after the proof, so it is already gone */
-	CHECK(sc.password[0] == '\0' && sc.password_len == 0);
+	CHECK(sc.password == NULL && sc.password_len == 0);
 
 	err[0] = '\0';
 	CHECK(scram_client_finish(&sc, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL), err, sizeof(err)) == 0);
@@ -160,7 +160,7 @@ static void test_client_start(void)
 	scram_client_wipe(&sc2);
 
 	scram_client_wipe(&sc);
-	CHECK(sc.password[0] == '\0' && sc.client_nonce[0] == '\0');
+	CHECK(sc.password == NULL && sc.client_nonce[0] == '\0');
 	CHECK(sc.state == SCRAM_STATE_INIT);
 
 	CHECK(scram_client_start(&sc, "pw", out, 20, &used) == -1);
@@ -188,7 +188,7 @@ static void check_bad_first(const char *msg, size_t len, const char *want)
 	rc = scram_client_continue(&sc, msg, len, out, sizeof(out), &used, err, sizeof(err));
 	CHECK(rc == -1);
 	CHECK(sc.state == SCRAM_STATE_FAILED);
-	CHECK(sc.password[0] == '\0');
+	CHECK(sc.password == NULL);
 	if (!strstr(err, want)) {
 		unit_failed++;
 		fprintf(stderr, "FAIL %s:%d: server-first \"%.*s\": error \"%s\" lacks \"%s\"\n", __FILE__,

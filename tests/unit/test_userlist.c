@@ -8,6 +8,14 @@
 static char name[USERLIST_MAX_NAME + 1];
 static char secret[USERLIST_MAX_SECRET + 1];
 static char err[256];
+static char warnings[1024]; /* what userlist_load reported, one line each */
+
+static void collect_warning(void *arg, const char *msg)
+{
+	(void)arg;
+	strncat(warnings, msg, sizeof(warnings) - strlen(warnings) - 2);
+	strcat(warnings, "\n");
+}
 
 static int parse(const char *line)
 {
@@ -98,7 +106,7 @@ static void test_parse_errors(void)
 	strcat(longpw, "p");
 	snprintf(line, sizeof(line), "\"u\" \"%s\"", longpw);
 	CHECK(parse(line) == -1);
-	CHECK_STR(err, "password too long (max 1024 bytes)");
+	CHECK_STR(err, "password too long (max 65535 bytes)");
 
 	/* smaller caller buffers lower the limits rather than overflow */
 	{
@@ -146,7 +154,7 @@ static void test_load(void)
 	           "\"bob\" \"new\"\r\n"
 	           "\"last\" \"no newline at end\"");
 	err[0] = '\0';
-	ul = userlist_load(path, err, sizeof(err));
+	ul = userlist_load(path, collect_warning, NULL, err, sizeof(err));
 	CHECK(ul != NULL);
 	CHECK_STR(err, "");
 	if (ul) {
@@ -173,35 +181,47 @@ static void test_load(void)
 
 	/* an empty file is an empty list, not an error */
 	write_temp(path, sizeof(path), "");
-	ul = userlist_load(path, err, sizeof(err));
+	ul = userlist_load(path, collect_warning, NULL, err, sizeof(err));
 	CHECK(ul != NULL && ul->n == 0);
 	CHECK(userlist_find(ul, "x") == NULL);
 	userlist_free(ul);
 	unlink(path);
 
-	/* a bad line names the file and its line number */
+	/* a bad line is reported with the file and its line number, and skipped */
 	write_temp(path, sizeof(path), "\"a\" \"1\"\n;c\n\n\"b\" \"2\"\n\"c\" \"3\n\"d\" \"4\"\n");
-	ul = userlist_load(path, err, sizeof(err));
-	CHECK(ul == NULL);
+	warnings[0] = '\0';
+	ul = userlist_load(path, collect_warning, NULL, err, sizeof(err));
+	CHECK(ul != NULL && ul->n == 3);
+	CHECK(ul && userlist_find(ul, "c") == NULL && userlist_find(ul, "d") != NULL);
 	{
-		char want[128];
-		snprintf(want, sizeof(want), "%s:5: missing closing quote", path);
-		CHECK_STR(err, want);
+		char want[256];
+		snprintf(want, sizeof(want), "%s:5: missing closing quote, line skipped\n", path);
+		CHECK_STR(warnings, want);
 	}
+	userlist_free(ul);
 	unlink(path);
 
 	write_temp(path, sizeof(path), "\"a\" \"1\"\nb \"2\"\n");
-	ul = userlist_load(path, err, sizeof(err));
-	CHECK(ul == NULL);
+	warnings[0] = '\0';
+	ul = userlist_load(path, collect_warning, NULL, err, sizeof(err));
+	CHECK(ul != NULL && ul->n == 1);
 	{
-		char want[128];
-		snprintf(want, sizeof(want), "%s:2: expected \"user\" \"password\"", path);
-		CHECK_STR(err, want);
+		char want[256];
+		snprintf(want, sizeof(want), "%s:2: expected \"user\" \"password\", line skipped\n", path);
+		CHECK_STR(warnings, want);
 	}
+	userlist_free(ul);
+	unlink(path);
+
+	/* without a callback a bad line is skipped silently */
+	write_temp(path, sizeof(path), "bad\n\"a\" \"1\"\n");
+	ul = userlist_load(path, NULL, NULL, err, sizeof(err));
+	CHECK(ul != NULL && ul->n == 1);
+	userlist_free(ul);
 	unlink(path);
 
 	/* a missing file is an error that names it */
-	ul = userlist_load("/nonexistent/tidepool/userlist.txt", err, sizeof(err));
+	ul = userlist_load("/nonexistent/tidepool/userlist.txt", NULL, NULL, err, sizeof(err));
 	CHECK(ul == NULL);
 	CHECK(strncmp(err, "/nonexistent/tidepool/userlist.txt: ", 36) == 0);
 	CHECK(strstr(err, "No such file") != NULL);
@@ -215,9 +235,11 @@ static void test_load(void)
 		memcpy(text + 14 + big, "\"\n", 3);
 		write_temp(path, sizeof(path), text);
 		free(text);
-		ul = userlist_load(path, err, sizeof(err));
-		CHECK(ul == NULL);
-		CHECK(strstr(err, ":2: password too long") != NULL);
+		warnings[0] = '\0';
+		ul = userlist_load(path, collect_warning, NULL, err, sizeof(err));
+		CHECK(ul != NULL && ul->n == 1);
+		CHECK(strstr(warnings, ":2: password too long") != NULL);
+		userlist_free(ul);
 		unlink(path);
 	}
 
@@ -230,7 +252,7 @@ static void test_load(void)
 		memcpy(text + 9 + big, "\n", 2);
 		write_temp(path, sizeof(path), text);
 		free(text);
-		ul = userlist_load(path, err, sizeof(err));
+		ul = userlist_load(path, collect_warning, NULL, err, sizeof(err));
 		CHECK(ul != NULL && ul->n == 1);
 		userlist_free(ul);
 		unlink(path);
@@ -258,7 +280,7 @@ static void test_find_many(void)
 	}
 	fclose(f);
 
-	ul = userlist_load(path, err, sizeof(err));
+	ul = userlist_load(path, collect_warning, NULL, err, sizeof(err));
 	CHECK(ul != NULL);
 	if (ul) {
 		CHECK(ul->n == N);
