@@ -667,7 +667,7 @@ bool admin_login_done(Client *c)
 
 	/* PgBouncer's fixed welcome for console clients. */
 	static const char *const params[][2] = {
-	    {"server_version", "1.25.2/bouncer"},
+	    {"server_version", TIDEPOOL_PGBOUNCER_VERSION "/bouncer"},
 	    {"client_encoding", "UTF8"},
 	    {"server_encoding", "UTF8"},
 	    {"DateStyle", "ISO"},

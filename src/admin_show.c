@@ -996,7 +996,7 @@ static int show_version(Client *c)
 	PktBuf pb;
 	pktbuf_init_dynamic(&pb, 128);
 	admin_row_description(&pb, "s", cols);
-	admin_data_row(&pb, "s", "PgBouncer 1.25.2");
+	admin_data_row(&pb, "s", TIDEPOOL_VERSION_LINE);
 	return admin_send_result(c, &pb, "SHOW");
 }
 

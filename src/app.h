@@ -14,7 +14,12 @@
 #include "stats.h"
 #include "userlist.h"
 
-#define TIDEPOOL_VERSION "0.1.0"
+#define TIDEPOOL_VERSION "0.2.0"
+/* The PgBouncer release whose behaviour we follow. SHOW VERSION and the first line of
+ * --version both print TIDEPOOL_VERSION_LINE: monitoring tools parse a PgBouncer version
+ * out of it to choose their queries. */
+#define TIDEPOOL_PGBOUNCER_VERSION "1.25.2"
+#define TIDEPOOL_VERSION_LINE      "PgBouncer " TIDEPOOL_PGBOUNCER_VERSION " (tidepool " TIDEPOOL_VERSION ")"
 #define MAX_LISTENERS    16
 
 typedef enum {

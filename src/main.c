@@ -277,7 +277,7 @@ int main(int argc, char **argv)
 			app.run_as_user = optarg;
 			break;
 		case 'V':
-			printf("tidepool %s\nlibevent %s\n%s\n", TIDEPOOL_VERSION, event_get_version(),
+			printf("%s\nlibevent %s\n%s\n", TIDEPOOL_VERSION_LINE, event_get_version(),
 			       OPENSSL_VERSION_TEXT);
 			return 0;
 		case 'h':
