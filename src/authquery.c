@@ -24,6 +24,7 @@
 
 #define POLL_USEC                 10000
 #define MAX_SERVERS_PER_AUTH_POOL 4
+#define AUTH_LOGIN_FAILED         "auth_user cannot log in: "
 
 typedef struct AuthPool {
 	List head;
@@ -43,6 +44,7 @@ typedef struct AuthReq {
 	usec_t start;
 	bool got_row;
 	bool failed;
+	bool login_failed; /* the auth_user's own login failed: the client sees that error */
 	char *secret;
 	char error[300];
 } AuthReq;
@@ -96,7 +98,13 @@ static void finish(AuthReq *r)
 		if (r->failed) {
 			log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c), "auth_query failed: %s",
 			        r->error);
-			client_error_close(c, "08P01", "authentication lookup failed (auth_query)");
+			if (r->login_failed)
+				client_error_close(c, "08P01", r->error + strlen(AUTH_LOGIN_FAILED));
+			else
+				client_error_close(c, "08P01", "bouncer config error");
+		} else if (!r->got_row) {
+			/* no mock exchange for a user auth_query does not know: say so at once */
+			client_error_close(c, "08P01", "no such user");
 		} else {
 			User *u = pool_get_user(w, r->username);
 			if (!u) {
@@ -106,10 +114,11 @@ static void finish(AuthReq *r)
 					OPENSSL_cleanse(u->secret, strlen(u->secret));
 					free(u->secret);
 				}
-				/* NULL: unknown, no password or expired (the default query's CASE) */
-				u->secret = r->got_row ? r->secret : NULL;
+				/* NULL: no password, or expired (the default query's CASE) */
+				u->secret = r->secret;
 				r->secret = NULL;
 				c->user = u;
+				c->found_by_query = true;
 				req_free(r);
 				auth_continue(c);
 				return;
@@ -290,9 +299,8 @@ static void dispatch_worker(Worker *w)
 		if (r->s)
 			continue;
 		if (p->last_login_fail && p->last_login_fail >= r->start) {
-			r->failed = true;
-			snprintf(r->error, sizeof(r->error), "auth_user cannot log in: %s",
-			         p->last_login_error);
+			r->failed = r->login_failed = true;
+			snprintf(r->error, sizeof(r->error), AUTH_LOGIN_FAILED "%s", p->last_login_error);
 			finish(r);
 			continue;
 		}

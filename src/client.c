@@ -107,26 +107,48 @@ void client_send_notice(Client *c, const char *msg)
 		sbuf_send_gen(&c->sb, pb.buf, pb.pos);
 }
 
-/* Send a FATAL pooler error, log it (log_pooler_errors) and close. */
-void client_error_close(Client *c, const char *sqlstate, const char *msg)
-{
-	App *app = c->w->app;
-	if (app->cf->log_pooler_errors)
-		log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c), "pooler error: %s", msg);
-	client_send_error(c, "FATAL", sqlstate, msg);
-	client_close(c, msg);
-}
+static void client_close_quiet(Client *c);
 
-void client_close(Client *c, const char *reason)
+/* The "closing because" line (log_disconnections): every client that got as far as a
+ * startup packet, logged in or not; cancel requests are not clients. */
+static void client_log_closing(Client *c, const char *reason)
 {
 	App *app = c->w->app;
-	if (c->state == CL_JUSTFREE || c->state == CL_FREE)
-		return;
-	if (!c->is_cancel && c->auth_step == AUTH_STEP_DONE && app->cf->log_disconnections) {
+	if (!c->is_cancel && c->username[0] && app->cf->log_disconnections) {
 		usec_t age = (now_usec() - c->connect_time) / USEC_PER_SEC;
 		log_msg(&app->log, LOG_LEVEL_LOG, client_log_prefix(c), "closing because: %s (age=%llds)",
 		        reason, (long long)age);
 	}
+}
+
+/* Send a FATAL pooler error, log it (log_pooler_errors) and close. Both log lines are
+ * written before the client can see the error. */
+void client_error_close(Client *c, const char *sqlstate, const char *msg)
+{
+	App *app = c->w->app;
+	if (c->state == CL_JUSTFREE || c->state == CL_FREE)
+		return;
+	if (app->cf->log_pooler_errors)
+		log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c), "pooler error: %s", msg);
+	client_log_closing(c, msg);
+	client_send_error(c, "FATAL", sqlstate, msg);
+	client_close_quiet(c);
+}
+
+void client_close(Client *c, const char *reason)
+{
+	if (c->state == CL_JUSTFREE || c->state == CL_FREE)
+		return;
+	client_log_closing(c, reason);
+	client_close_quiet(c);
+}
+
+/* Close without a log line (the caller wrote it). */
+static void client_close_quiet(Client *c)
+{
+	App *app = c->w->app;
+	if (c->state == CL_JUSTFREE || c->state == CL_FREE)
+		return;
 	Server *s = c->link;
 	if (s) {
 		c->link = NULL;

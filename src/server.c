@@ -101,7 +101,6 @@ static void send_startup(Server *s)
 static void login_failed(Server *s, const char *why, const char *sqlstate, bool forward)
 {
 	Pool *p = s->pool;
-	App *app = s->w->app;
 	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", why);
 	p->last_login_fail = now_usec();
 	p->last_login_sqlstate_is_starting = sqlstate && strcmp(sqlstate, "57P03") == 0;
@@ -112,11 +111,7 @@ static void login_failed(Server *s, const char *why, const char *sqlstate, bool 
 			Client *c = LIST_CONTAINER(item, Client, head);
 			if (c->state != CL_WAITING_LOGIN)
 				continue;
-			if (app->cf->log_pooler_errors)
-				log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c),
-				        "pooler error: %s", why);
-			client_send_error(c, "FATAL", sqlstate ? sqlstate : "08P01", why);
-			client_close(c, why);
+			client_error_close(c, sqlstate ? sqlstate : "08P01", why);
 		}
 	}
 	server_close(s, why);

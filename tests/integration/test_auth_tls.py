@@ -6,6 +6,7 @@ Every test binds 127.0.0.1 only; the TLS tests make a throwaway CA with the open
 
 import asyncio
 import os
+import re
 import subprocess
 import threading
 import time
@@ -883,7 +884,8 @@ def test_auth_query_lookup(tidepool, pg, aq_roles):
     assert login_err(d.port, "aq_scram", "wrong") == "SASL authentication failed"
     assert login_err(d.port, "aq_md5", "wrong") == "password authentication failed"
     assert login_err(d.port, "aq_expired", "oldpw") == "password authentication failed"
-    assert login_err(d.port, "aq_nobody", "x") == "password authentication failed"
+    assert login_err(d.port, "aq_nobody", "x") == "no such user"  # no mock exchange, as PgBouncer
+    d.wait_log(r"aq_nobody@\S+ closing because: no such user \(age=")
     # a role created after start works without reload; a changed password at once
     aq_roles("aq_late", "latepw")
     assert one(d, "SELECT current_user", user="aq_late", password="latepw") == "aq_late"
@@ -933,7 +935,7 @@ def test_auth_query_search_path_from_client_is_not_used(tidepool, pg, aq_roles):
         with pytest.raises(WireError) as ei:
             raw_login_from("127.0.0.1", d.port, "victim", "appdb", "pwned",
                            params={"search_path": "evil,pg_catalog"}).close()
-        assert ei.value.message == "password authentication failed", ei.value.fields
+        assert ei.value.message == "no such user", ei.value.fields
         # and the lookup still works for a real role with that parameter
         aq_roles("aq_sp", "sppw", md5=True)
         c = raw_login_from("127.0.0.1", d.port, "aq_sp", "appdb", "sppw",
@@ -947,15 +949,17 @@ def test_auth_query_search_path_from_client_is_not_used(tidepool, pg, aq_roles):
 def test_auth_query_failures(tidepool, pg, aq_roles):
     aq_roles("aq_x", "xpw")
     # auth_user cannot log in (not in auth_file, wrong password): the client is told
+    # PostgreSQL's own error
     d = aq_daemon(tidepool, userlist={AUTH_USER: "wrong"})
-    assert login_err(d.port, "aq_x", "xpw") == "authentication lookup failed (auth_query)"
+    assert login_err(d.port, "aq_x", "xpw") == f'password authentication failed for user "{AUTH_USER}"'
     d.wait_log(r"auth_query failed: auth_user cannot log in")
-    # a broken query
+    # a broken query: the client learns only that the setup is wrong, the log says why
     d2 = aq_daemon(tidepool, {"auth_query": "SELECT $1::text"})
-    assert login_err(d2.port, "aq_x", "xpw") == "authentication lookup failed (auth_query)"
+    assert login_err(d2.port, "aq_x", "xpw") == "bouncer config error"
     d2.wait_log(r"auth_query failed: auth_query must return 2 columns")
     d3 = aq_daemon(tidepool, {"auth_query": "SELECT nosuchcolumn FROM pg_authid WHERE rolname=$1"})
-    assert login_err(d3.port, "aq_x", "xpw") == "authentication lookup failed (auth_query)"
+    assert login_err(d3.port, "aq_x", "xpw") == "bouncer config error"
+    d3.wait_log(r'auth_query failed: column "nosuchcolumn" does not exist')
     # the auth servers stay usable: many concurrent lookups
     aq_roles("aq_many", "manypw")
     d4 = aq_daemon(tidepool)
@@ -974,3 +978,40 @@ def test_auth_query_failures(tidepool, pg, aq_roles):
     for t in ts:
         t.join(60)
     assert not errs, errs[:3]
+
+
+def test_auth_query_under_trust(tidepool, pg, aq_roles):
+    """auth_type = trust with auth_user: a role auth_query finds logs in even when it has no
+    password (NULL secret); a role it does not find is told so at once."""
+    pg.sql("DROP ROLE IF EXISTS aq_nopw")
+    pg.sql("CREATE ROLE aq_nopw LOGIN")
+    hba = os.path.join(pg.datadir, "pg_hba.conf")  # aq_roles restores the file
+    with open(hba) as f:
+        text = f.read()
+    with open(hba, "w") as f:
+        f.write("host all aq_nopw 127.0.0.1/32 trust\n" + text)
+    pg.sql("SELECT pg_reload_conf()")
+    time.sleep(0.3)
+    try:
+        d = aq_daemon(tidepool, {"auth_type": "trust"})
+        assert login_ok(d.port, "aq_nopw", None)
+        assert login_err(d.port, "aq_nobody", None) == "no such user"
+        # a user in neither auth_file nor PostgreSQL, without auth_user: trust still refuses
+        d2 = tidepool({"auth_type": "trust"})
+        assert login_err(d2.port, "aq_nopw", None) == '"trust" authentication failed'
+    finally:
+        pg.sql("DROP ROLE IF EXISTS aq_nopw")
+
+
+def test_failed_login_logs_closing_before_error(tidepool, pg, aq_roles):
+    """A refused login is logged as `closing because: ...` (as every disconnect), and the
+    line is in the log by the time the client reads the error."""
+    d = aq_daemon(tidepool, {"auth_type": "md5"})
+    assert login_err(d.port, "nosuchuser_x", "pw", db="nosuchdb") == "password authentication failed"
+    assert re.search(r"nosuchuser_x@\S+ closing because: password authentication failed \(age=\d+s\)",
+                     d.log()), d.log()
+    assert login_err(d.port, "aq_gone", "pw") == "no such user"
+    assert re.search(r"aq_gone@\S+ closing because: no such user \(age=", d.log()), d.log()
+    d2 = tidepool({"auth_type": "scram-sha-256"})
+    assert login_err(d2.port, "nosuchuser_y", "pw") == "SASL authentication failed"
+    assert "closing because: SASL authentication failed" in d2.log(), d2.log()
