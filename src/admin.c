@@ -628,6 +628,7 @@ bool admin_startup(Client *c)
 	}
 	c->db = NULL;
 	c->user = pool_find_user(c->w, c->username);
+	c->console_login = true;
 	if (strcmp(c->username, s_name) == 0 && peer_is_own_user(c)) {
 		c->admin = ADMIN_FULL;
 		c->auth_step = AUTH_STEP_DONE;

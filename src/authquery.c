@@ -65,13 +65,23 @@ static const char *setting(const char *per_db, const char *global)
 	return per_db && *per_db ? per_db : global && *global ? global : NULL;
 }
 
+/* The reserved name of the admin console, which cannot run an auth query. */
+#define CONSOLE_DB "pgbouncer"
+
+/* The [databases] entry whose auth settings apply: the client's; none (only the global
+ * ones) for the console. */
+static const DatabaseDef *client_def(const Config *cf, const Client *c)
+{
+	return c->console_login ? NULL : def_of(cf, c->db);
+}
+
 bool authquery_needed(const Client *c)
 {
 	const Config *cf = c->w->app->cf;
 	const DatabaseDef *def;
-	if (!c->db || c->admin || (c->user && c->user->from_auth_file))
+	if ((!c->db && !c->console_login) || c->admin || (c->user && c->user->from_auth_file))
 		return false;
-	def = def_of(cf, c->db);
+	def = client_def(cf, c);
 	return setting(def ? def->auth_user : NULL, cf->auth_user) != NULL;
 }
 
@@ -195,15 +205,21 @@ bool authquery_start(Client *c)
 {
 	Worker *w = c->w;
 	const Config *cf = w->app->cf;
-	const DatabaseDef *def = def_of(cf, c->db);
+	const DatabaseDef *def = client_def(cf, c);
 	const char *auth_user = setting(def ? def->auth_user : NULL, cf->auth_user);
 	const char *query = setting(def ? def->auth_query : NULL, cf->auth_query);
 	const char *auth_dbname = setting(def ? def->auth_dbname : NULL, cf->auth_dbname);
-	Database *adb = auth_dbname ? pool_find_database(w, auth_dbname) : c->db;
+	const char *adb_name = auth_dbname ? auth_dbname : c->console_login ? CONSOLE_DB : c->db->name;
+	Database *adb = NULL;
 	char msg[200];
+	if (strcmp(adb_name, CONSOLE_DB) == 0)
+		snprintf(msg, sizeof(msg), "cannot use the reserved \"%s\" database as an auth_dbname",
+		         CONSOLE_DB);
+	else if (!(adb = auth_dbname ? pool_find_database(w, auth_dbname) : c->db))
+		snprintf(msg, sizeof(msg), "authentication database \"%s\" is not configured", adb_name);
+	else if (!query)
+		snprintf(msg, sizeof(msg), "auth_query is not set");
 	if (!adb || !query) {
-		snprintf(msg, sizeof(msg), "auth_dbname \"%s\" is not a database",
-		         auth_dbname ? auth_dbname : "");
 		log_msg(&w->app->log, LOG_LEVEL_WARNING, client_log_prefix(c), "%s", msg);
 		client_error_close(c, "08P01", "bouncer config error");
 		return false;

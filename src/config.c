@@ -1186,6 +1186,9 @@ static Config *load_top(char *text, const char *path, ConfigWarnFn warn_cb, void
 	rc = load_nested(&ld, text, path);
 	if (rc == 0)
 		rc = check_support(&ld, path);
+	if (rc == 0 && ld.cf->auth_dbname && strcmp(ld.cf->auth_dbname, "pgbouncer") == 0)
+		/* the console cannot run a query; per database this is refused at login instead */
+		rc = seterr(err, errlen, "cannot use the reserved \"pgbouncer\" database as an auth_dbname");
 	if (rc == 0 && !ld.cf->conffile)
 		ld.cf->conffile = xstrdup(path);
 	for (int i = 0; i < ld.n_names; i++)

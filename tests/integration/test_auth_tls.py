@@ -1015,3 +1015,29 @@ def test_failed_login_logs_closing_before_error(tidepool, pg, aq_roles):
     d2 = tidepool({"auth_type": "scram-sha-256"})
     assert login_err(d2.port, "nosuchuser_y", "pw") == "SASL authentication failed"
     assert "closing because: SASL authentication failed" in d2.log(), d2.log()
+
+
+def test_auth_query_for_console_and_reserved_auth_dbname(tidepool, pg, aq_roles):
+    """A console user missing from auth_file is looked up with the global auth_user in the
+    global auth_dbname; the console itself cannot be the auth database."""
+    aq_roles("aq_stats", "statspw", md5=True)
+    d = aq_daemon(tidepool, {"auth_type": "md5", "stats_users": "aq_stats", "auth_dbname": "postgres"})
+    assert login_result(d.port, "aq_stats", "statspw", db="pgbouncer") == "ok"
+    assert login_result(d.port, "aq_stats", "wrong", db="pgbouncer") == "password authentication failed"
+    # no auth_dbname: the lookup would run in the console database
+    reserved = r'cannot use the reserved "pgbouncer" database as an auth_dbname'
+    d2 = aq_daemon(tidepool, {"auth_type": "md5", "stats_users": "aq_stats"})
+    assert login_err(d2.port, "aq_stats", "statspw", db="pgbouncer") == "bouncer config error"
+    d2.wait_log(reserved)
+    # an auth_dbname of a database, or one that is not configured
+    dbs = {"appdb": f"host=127.0.0.1 port={pg.port} dbname=appdb auth_dbname=pgbouncer",
+           "other": f"host=127.0.0.1 port={pg.port} dbname=appdb auth_dbname=nosuchdb"}
+    d3 = aq_daemon(tidepool, {"auth_type": "md5"}, databases=dbs)
+    assert login_err(d3.port, "aq_stats", "statspw") == "bouncer config error"
+    d3.wait_log(reserved)
+    assert login_err(d3.port, "aq_stats", "statspw", db="other") == "bouncer config error"
+    d3.wait_log(r'authentication database "nosuchdb" is not configured')
+    # in [pgbouncer] it is a configuration error
+    d4 = aq_daemon(tidepool, {"auth_dbname": "pgbouncer"}, start=False)
+    rc, _, log = d4.run_expect_exit()
+    assert rc != 0 and re.search(reserved, log), log
