@@ -80,7 +80,7 @@ static int add_item(Field *f, const char *text, size_t len, bool quoted)
 }
 
 /* Split one line into fields of comma-separated items. "" inside quotes is a quote; a comma
- * (outside quotes) continues the field past following whitespace; # starts a comment. */
+ * (outside quotes) continues the field past whitespace around it; # starts a comment. */
 static int tokenize(Parser *ps, const char *s, Field *fields, int *nfields)
 {
 	char buf[HBA_MAX_LINE];
@@ -119,9 +119,13 @@ static int tokenize(Parser *ps, const char *s, Field *fields, int *nfields)
 				return fail(ps, "unterminated quoted string");
 			if (add_item(f, buf, o, quoted) < 0)
 				return fail(ps, "out of memory");
-			if (*s != ',')
+			/* whitespace before the comma too: "a , b" is one list */
+			const char *after = s;
+			while (*after == ' ' || *after == '\t' || *after == '\r')
+				after++;
+			if (*after != ',')
 				break;
-			s++;
+			s = after + 1;
 			while (*s == ' ' || *s == '\t' || *s == '\r')
 				s++;
 		}

@@ -97,6 +97,9 @@ static void send_startup(Server *s)
 	sbuf_send_gen(&s->sb, pb.buf, pb.pos);
 }
 
+/* What clients see when the password we have cannot answer the server's SCRAM request. */
+#define SCRAM_WRONG_TYPE "cannot do SCRAM authentication: wrong password type"
+
 /* Record why a login failed so clients can be told (server_login_retry). */
 static void login_failed(Server *s, const char *why, const char *sqlstate, bool forward)
 {
@@ -443,17 +446,17 @@ static bool handle_auth(Server *s, PktHdr *pkt)
 			/* SCRAM pass-through with the ClientKey a client proved (auth.c) */
 			if (auth_scram_passthrough_start(s->pool->user, password, &s->scram, out, sizeof(out),
 			                                 &outlen) < 0) {
-				login_failed(
-				    s,
-				    "cannot do SCRAM authentication: password is SCRAM secret but client "
-				    "authentication did not provide SCRAM keys",
-				    NULL, true);
+				log_msg(&s->w->app->log, LOG_LEVEL_WARNING, s->log_prefix,
+				        "the password is a SCRAM secret but no client logged in with SCRAM "
+				        "to provide its keys");
+				login_failed(s, SCRAM_WRONG_TYPE, NULL, true);
 				return false;
 			}
 		} else if (!password || userlist_secret_kind(password) != USERLIST_SECRET_PLAIN) {
-			login_failed(
-			    s, "server requested SCRAM-SHA-256 authentication, which needs a plain password",
-			    NULL, true);
+			log_msg(
+			    &s->w->app->log, LOG_LEVEL_WARNING, s->log_prefix,
+			    "server requested SCRAM-SHA-256 authentication, which needs a plain password");
+			login_failed(s, SCRAM_WRONG_TYPE, NULL, true);
 			return false;
 		} else if (scram_client_start(&s->scram, password, out, sizeof(out), &outlen) < 0) {
 			login_failed(s, "SCRAM start failed", NULL, false);

@@ -1041,3 +1041,14 @@ def test_auth_query_for_console_and_reserved_auth_dbname(tidepool, pg, aq_roles)
     d4 = aq_daemon(tidepool, {"auth_dbname": "pgbouncer"}, start=False)
     rc, _, log = d4.run_expect_exit()
     assert rc != 0 and re.search(reserved, log), log
+
+
+def test_scram_server_with_unusable_password_type(tidepool, pg):
+    """PostgreSQL asks for SCRAM but what we hold cannot answer it (a SCRAM secret no client
+    proved keys for, or an md5 hash): the client is told the password type is wrong."""
+    wrong = "cannot do SCRAM authentication: wrong password type"
+    d = tidepool({"auth_type": "trust"}, userlist={APP_USER: pg_secret(pg, APP_USER)})
+    assert login_err(d.port, APP_USER, None) == wrong
+    d.wait_log(r"the password is a SCRAM secret but no client logged in with SCRAM")
+    d2 = tidepool({"auth_type": "trust"}, userlist={APP_USER: harness.md5_secret(APP_USER, APP_PASSWORD)})
+    assert login_err(d2.port, APP_USER, None) == wrong

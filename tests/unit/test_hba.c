@@ -216,8 +216,28 @@ static void test_fuzz(void)
 	CHECK(parsed > 100 && failed > 100);
 }
 
+/* Whitespace on both sides of a list's comma keeps the list in one field. */
+static void test_spaced_lists(void)
+{
+	Hba *h = parse("host tmp1,all user1,user2 , user3\t\t16.0.0.0/8 md5\n"
+	               "host d1 ,d2\tu1\t,\tu2 17.0.0.0/8 trust\n");
+	CHECK(h != NULL);
+	if (!h) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
+	CHECK(h->n == 2);
+	CHECK(m(h, false, false, "16.1.2.3", "x", "user3") == HBA_MD5);
+	CHECK(m(h, false, false, "16.1.2.3", "x", "user2") == HBA_MD5);
+	CHECK(m(h, false, false, "16.1.2.3", "x", "user4") == HBA_REJECT);
+	CHECK(m(h, false, false, "17.1.2.3", "d2", "u2") == HBA_TRUST);
+	CHECK(m(h, false, false, "17.1.2.3", "d3", "u1") == HBA_REJECT);
+	hba_free(h);
+}
+
 int main(void)
 {
+	test_spaced_lists();
 	test_matrix();
 	test_includes();
 	test_errors();
