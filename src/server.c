@@ -108,11 +108,13 @@ static void login_failed(Server *s, const char *why, const char *sqlstate, bool 
 	p->last_login_fail = now_usec();
 	p->last_login_sqlstate_is_starting = sqlstate && strcmp(sqlstate, "57P03") == 0;
 	if (forward && !p->last_login_sqlstate_is_starting) {
-		/* PostgreSQL's own error (e.g. 3D000) is what the waiting login clients see. */
+		/* PostgreSQL's own error (e.g. 3D000, a wrong password) is what every client waiting
+		 * in the pool sees at once, logged in already or not: the next login would fail
+		 * the same way, so they do not wait for query_wait_timeout. */
 		List *item, *tmp;
 		LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
 			Client *c = LIST_CONTAINER(item, Client, head);
-			if (c->state != CL_WAITING_LOGIN)
+			if (c->state != CL_WAITING_LOGIN && c->state != CL_WAITING)
 				continue;
 			client_error_close(c, sqlstate ? sqlstate : "08P01", why);
 		}

@@ -1052,3 +1052,27 @@ def test_scram_server_with_unusable_password_type(tidepool, pg):
     d.wait_log(r"the password is a SCRAM secret but no client logged in with SCRAM")
     d2 = tidepool({"auth_type": "trust"}, userlist={APP_USER: harness.md5_secret(APP_USER, APP_PASSWORD)})
     assert login_err(d2.port, APP_USER, None) == wrong
+
+
+def test_server_login_error_reaches_logged_in_waiting_clients(tidepool, pg):
+    """A server login refused by PostgreSQL fails every client waiting in the pool at once,
+    also those already logged in (the pool's welcome was known) waiting to run a query."""
+    pg.sql("DROP ROLE IF EXISTS tp_nologin")
+    pg.sql("SET password_encryption = 'scram-sha-256'; CREATE ROLE tp_nologin LOGIN PASSWORD 'nlpw'")
+    try:
+        d = tidepool({"pool_mode": "transaction", "query_wait_timeout": "60"},
+                     userlist={APP_USER: APP_PASSWORD, "tp_nologin": "nlpw"})
+        assert one(d, "SELECT 1", user="tp_nologin", password="nlpw") == 1
+        pg.sql("ALTER ROLE tp_nologin NOLOGIN")
+        pg.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'tp_nologin'")
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        for _ in range(2):
+            c = raw_login(d.port, "tp_nologin", "appdb", "nlpw")  # the cached welcome
+            with pytest.raises(WireError) as ei:
+                c.query("SELECT 1")
+            c.close()
+            assert 'role "tp_nologin" is not permitted to log in' in ei.value.message, ei.value.fields
+        assert time.monotonic() - t0 < 10
+    finally:
+        pg.sql("DROP ROLE IF EXISTS tp_nologin")
