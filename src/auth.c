@@ -277,7 +277,7 @@ static bool login_via_cert(Client *c)
 		why = "TLS client certificate required";
 	else if (!c->user)
 		why = "no such user";
-	else if (strcmp(cn, c->username) != 0)
+	else if (!c->ident_mapped && strcmp(cn, c->username) != 0)
 		why = "TLS certificate name mismatch";
 	if (why) {
 		char msg[300];
@@ -289,16 +289,27 @@ static bool login_via_cert(Client *c)
 	return client_login_done(c);
 }
 
-/* peer (HBA): the Unix socket peer's operating-system user name is the user name. */
-static bool login_as_peer(Client *c)
+/* The operating-system user name of a Unix socket peer into out: 0, or -1. */
+static int peer_os_user(Client *c, char *out, size_t outlen)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct passwd pw, *res = NULL;
 	char buf[4096];
 	if (!c->is_unix || c->sb.fd < 0 || getsockopt(c->sb.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-	    getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &res) != 0 || !res || !c->user ||
-	    strcmp(res->pw_name, c->username) != 0) {
+	    getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		return -1;
+	snprintf(out, outlen, "%s", res->pw_name);
+	return 0;
+}
+
+/* peer (HBA): the Unix socket peer's operating-system user name is the user name, or an
+ * ident map allowed it (checked by hba_method). */
+static bool login_as_peer(Client *c)
+{
+	char os_user[256];
+	if (peer_os_user(c, os_user, sizeof(os_user)) < 0 || !c->user ||
+	    (!c->ident_mapped && strcmp(os_user, c->username) != 0)) {
 		auth_fail(c, "unix socket login rejected", "peer authentication failed");
 		return false;
 	}
@@ -306,9 +317,10 @@ static bool login_as_peer(Client *c)
 	return client_login_done(c);
 }
 
-/* The rules of auth_hba_file (auth_type = hba): loaded by auth_prepare(), in force after
- * auth_commit(). */
+/* The rules of auth_hba_file (auth_type = hba) and the maps of auth_ident_file: loaded by
+ * auth_prepare(), in force after auth_commit(). */
 static Hba *current_hba, *pending_hba;
+static HbaIdent *current_ident, *pending_ident;
 
 int auth_prepare(const Config *cf, char *err, size_t errlen)
 {
@@ -319,7 +331,14 @@ int auth_prepare(const Config *cf, char *err, size_t errlen)
 		snprintf(err, errlen, "auth_type = hba needs auth_hba_file");
 		return -1;
 	}
-	return (pending_hba = hba_load(cf->auth_hba_file, err, errlen)) ? 0 : -1;
+	if (!(pending_hba = hba_load(cf->auth_hba_file, err, errlen)))
+		return -1;
+	if (cf->auth_ident_file && *cf->auth_ident_file &&
+	    !(pending_ident = hba_ident_load(cf->auth_ident_file, err, errlen))) {
+		auth_abort();
+		return -1;
+	}
+	return 0;
 }
 
 void auth_commit(void)
@@ -327,12 +346,17 @@ void auth_commit(void)
 	hba_free(current_hba);
 	current_hba = pending_hba;
 	pending_hba = NULL;
+	hba_ident_free(current_ident);
+	current_ident = pending_ident;
+	pending_ident = NULL;
 }
 
 void auth_abort(void)
 {
 	hba_free(pending_hba);
 	pending_hba = NULL;
+	hba_ident_free(pending_ident);
+	pending_ident = NULL;
 }
 
 void auth_cleanup(void)
@@ -341,6 +365,36 @@ void auth_cleanup(void)
 	auth_abort();
 	hba_free(current_hba);
 	current_hba = NULL;
+	hba_ident_free(current_ident);
+	current_ident = NULL;
+}
+
+/* A cert or peer rule with map=: the certificate's common name or the peer's OS user must be
+ * mapped to the user name. true to go on (c->ident_mapped says whether a map allowed it;
+ * without a certificate or peer the method's own check refuses), false if refused. */
+static bool check_ident_map(Client *c, const HbaRule *rule)
+{
+	char sys[256];
+	bool cert = rule->method == HBA_CERT;
+	c->ident_mapped = false;
+	if (!rule->map)
+		return true;
+	if (cert ? !tls_active(&c->sb) || tls_peer_common_name(&c->sb, sys, sizeof(sys)) < 0
+	         : peer_os_user(c, sys, sizeof(sys)) < 0)
+		return true;
+	if (hba_ident_match(current_ident, rule->map, sys, c->username)) {
+		c->ident_mapped = true;
+		return true;
+	}
+	char why[200];
+	if (cert) {
+		snprintf(why, sizeof(why), "ident map: %s does not have a match", rule->map);
+		auth_fail(c, "certificate authentication failed", why);
+	} else {
+		snprintf(why, sizeof(why), "ident map %s cannot be matched", rule->map);
+		auth_fail(c, "unix socket login rejected", why);
+	}
+	return false;
 }
 
 /* auth_type = hba: the method of the first matching rule, or -1 (rejected, client closed). */
@@ -349,7 +403,11 @@ static int hba_method(Client *c)
 	App *app = c->w->app;
 	int line = 0;
 	HbaRequest req = {c->is_unix, tls_active(&c->sb), c->is_unix ? "" : c->addr, c->dbname, c->username};
-	HbaMethod m = hba_match(current_hba, &req, &line);
+	const HbaRule *rule = hba_match_rule(current_hba, &req);
+	HbaMethod m = rule ? rule->method : HBA_REJECT;
+	line = rule ? rule->line : 0;
+	if ((m == HBA_CERT || m == HBA_PEER) && !check_ident_map(c, rule))
+		return -1;
 	if (line)
 		log_msg(&app->log, LOG_LEVEL_DEBUG, client_log_prefix(c), "auth_hba_file line %d: %s", line,
 		        hba_method_name(m));

@@ -42,7 +42,7 @@ const Setting config_settings[] = {
     S(auth_dbname, STR, NULL, 0, YES, NULL, "[databases] entry in which auth_query runs"),
     S(auth_file, STR, NULL, 0, YES, NULL, "file with user names and passwords (userlist.txt)"),
     S(auth_hba_file, STR, NULL, 0, YES, NULL, "pg_hba.conf-style file used with auth_type = hba"),
-    S(auth_ident_file, STR, NULL, 0, WARN, NULL, "ident map file for cert/peer user name mapping"),
+    S(auth_ident_file, STR, NULL, 0, YES, NULL, "ident map file for cert/peer user name mapping"),
     S(auth_ldap_options, STR, NULL, 0, WARN, NULL, "LDAP options for auth_type = ldap"),
     S(auth_query, STR,
       "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid "

@@ -4,14 +4,16 @@
  * column all, sameuser, replication, names, quoted names, comma lists and @file; user column
  * all, names and @file (not +group); addresses all, IPv4/IPv6 in CIDR or address-and-mask
  * form; methods trust, reject, md5, scram-sha-256, password, cert, peer; options key=value
- * (only map=, which is accepted and not used: without an ident map the names must be equal,
- * which is stricter). Anything else is an error naming file and line: a rule that cannot be
- * read could be the one meant to reject someone, so the whole file is refused. */
+ * (only map=, for cert and peer: the auth_ident_file map that says which certificate or OS
+ * user may log in as which user; without it the names must be equal). Anything else is an
+ * error naming file and line: a rule that cannot be read could be the one meant to reject
+ * someone, so the whole file is refused. The auth_ident_file is read by the same tokenizer. */
 #include "hba.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,6 +299,7 @@ static void rule_clear(HbaRule *r)
 	for (int i = 0; i < r->user.n; i++)
 		free(r->user.names[i]);
 	free(r->user.names);
+	free(r->map);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -342,7 +345,64 @@ static int parse_rule(Parser *ps, Field *fields, int nf, HbaRule *r)
 		if (!opt || strncmp(opt, "map=", 4) != 0 || !opt[4])
 			return fail(ps, "invalid authentication option \"%s\"",
 			            fields[i].n ? fields[i].items[0].text : "");
+		if (r->method != HBA_CERT && r->method != HBA_PEER)
+			return fail(ps, "map= is only for the cert and peer methods");
+		free(r->map);
+		if (!(r->map = strdup(opt + 4)))
+			return fail(ps, "out of memory");
 	}
+	return 0;
+}
+
+/* One tokenized non-empty line of a file (hba rules, ident maps): 0, or -1 with the error set. */
+typedef int (*LineFn)(Parser *ps, Field *fields, int nf, void *arg);
+
+/* Tokenize each line of text and hand the non-empty ones to fn: 0, or -1 at the first error. */
+static int parse_lines(Parser *ps, const char *text, LineFn fn, void *arg)
+{
+	const char *line = text ? text : "";
+	while (line) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		char buf[HBA_MAX_LINE];
+		Field fields[MAX_FIELDS];
+		int nf = 0, rc;
+		ps->line++;
+		if (len >= sizeof(buf))
+			return fail(ps, "line too long");
+		memcpy(buf, line, len);
+		buf[len] = 0;
+		line = nl ? nl + 1 : NULL;
+		if (memchr(buf, 0, len))
+			return fail(ps, "NUL byte in line");
+		memset(fields, 0, sizeof(fields));
+		rc = tokenize(ps, buf, fields, &nf);
+		if (rc == 0 && nf > 0)
+			rc = fn(ps, fields, nf, arg);
+		fields_free(fields, nf);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int add_rule(Parser *ps, Field *fields, int nf, void *arg)
+{
+	Hba *hba = arg;
+	HbaRule r;
+	if (hba->n >= HBA_MAX_RULES)
+		return fail(ps, "more than %d rules", HBA_MAX_RULES);
+	if (parse_rule(ps, fields, nf, &r) < 0) {
+		rule_clear(&r);
+		return -1;
+	}
+	HbaRule *nr = realloc(hba->rules, (size_t)(hba->n + 1) * sizeof(HbaRule));
+	if (!nr) {
+		rule_clear(&r);
+		return fail(ps, "out of memory");
+	}
+	hba->rules = nr;
+	hba->rules[hba->n++] = r;
 	return 0;
 }
 
@@ -350,56 +410,15 @@ Hba *hba_parse(const char *text, const char *path, HbaReadFn read, void *arg, ch
 {
 	Parser ps = {path ? path : "(hba)", 0, read, arg, err, errlen};
 	Hba *hba = calloc(1, sizeof(*hba));
-	const char *line = text ? text : "";
 	if (!hba) {
 		fail(&ps, "out of memory");
 		return NULL;
 	}
-	while (line) {
-		const char *nl = strchr(line, '\n');
-		size_t len = nl ? (size_t)(nl - line) : strlen(line);
-		char buf[HBA_MAX_LINE];
-		Field fields[MAX_FIELDS];
-		int nf = 0, rc;
-		ps.line++;
-		if (len >= sizeof(buf)) {
-			fail(&ps, "line too long");
-			goto bad;
-		}
-		memcpy(buf, line, len);
-		buf[len] = 0;
-		line = nl ? nl + 1 : NULL;
-		if (memchr(buf, 0, len)) {
-			fail(&ps, "NUL byte in line");
-			goto bad;
-		}
-		memset(fields, 0, sizeof(fields));
-		rc = tokenize(&ps, buf, fields, &nf);
-		if (rc == 0 && nf > 0) {
-			HbaRule r;
-			if (hba->n >= HBA_MAX_RULES) {
-				rc = fail(&ps, "more than %d rules", HBA_MAX_RULES);
-			} else if ((rc = parse_rule(&ps, fields, nf, &r)) < 0) {
-				rule_clear(&r);
-			} else {
-				HbaRule *nr = realloc(hba->rules, (size_t)(hba->n + 1) * sizeof(HbaRule));
-				if (!nr) {
-					rule_clear(&r);
-					rc = fail(&ps, "out of memory");
-				} else {
-					hba->rules = nr;
-					hba->rules[hba->n++] = r;
-				}
-			}
-		}
-		fields_free(fields, nf);
-		if (rc < 0)
-			goto bad;
+	if (parse_lines(&ps, text, add_rule, hba) < 0) {
+		hba_free(hba);
+		return NULL;
 	}
 	return hba;
-bad:
-	hba_free(hba);
-	return NULL;
 }
 
 static char *read_file(void *arg, const char *path, char *err, size_t errlen)
@@ -498,8 +517,14 @@ static bool addr_match(const HbaRule *r, const char *addr)
 
 HbaMethod hba_match(const Hba *hba, const HbaRequest *req, int *line)
 {
+	const HbaRule *r = hba_match_rule(hba, req);
 	if (line)
-		*line = 0;
+		*line = r ? r->line : 0;
+	return r ? r->method : HBA_REJECT;
+}
+
+const HbaRule *hba_match_rule(const Hba *hba, const HbaRequest *req)
+{
 	for (int i = 0; hba && i < hba->n; i++) {
 		const HbaRule *r = &hba->rules[i];
 		switch (r->type) {
@@ -528,9 +553,140 @@ HbaMethod hba_match(const Hba *hba, const HbaRequest *req, int *line)
 			continue;
 		if (!names_match(&r->user, req->user))
 			continue;
-		if (line)
-			*line = r->line;
-		return r->method;
+		return r;
 	}
-	return HBA_REJECT;
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- auth_ident_file */
+
+typedef struct IdentEntry {
+	char *map;
+	char *sys;  /* literal, or the expression without its leading / */
+	char *user; /* NULL: all */
+	bool is_regex;
+	regex_t re;
+} IdentEntry;
+
+struct HbaIdent {
+	int n;
+	IdentEntry *e;
+};
+
+void hba_ident_free(HbaIdent *id)
+{
+	if (!id)
+		return;
+	for (int i = 0; i < id->n; i++) {
+		free(id->e[i].map);
+		free(id->e[i].sys);
+		free(id->e[i].user);
+		if (id->e[i].is_regex)
+			regfree(&id->e[i].re);
+	}
+	free(id->e);
+	free(id);
+}
+
+static int add_ident(Parser *ps, Field *fields, int nf, void *arg)
+{
+	HbaIdent *id = arg;
+	IdentEntry e = {0};
+	if (nf != 3)
+		return fail(ps, "an ident line is MAPNAME SYSTEM-USERNAME USERNAME");
+	for (int i = 0; i < 3; i++)
+		if (fields[i].n != 1 || !fields[i].items[0].text[0])
+			return fail(ps, "a list or an empty name in an ident line");
+	const Item *sys = &fields[1].items[0], *user = &fields[2].items[0];
+	e.is_regex = !sys->quoted && sys->text[0] == '/';
+	if (e.is_regex && regcomp(&e.re, sys->text + 1, REG_EXTENDED) != 0)
+		return fail(ps, "invalid regular expression \"%s\"", sys->text + 1);
+	bool any_user = !user->quoted && strcmp(user->text, "all") == 0;
+	e.map = strdup(fields[0].items[0].text);
+	e.sys = strdup(e.is_regex ? sys->text + 1 : sys->text);
+	e.user = any_user ? NULL : strdup(user->text);
+	IdentEntry *ne = realloc(id->e, (size_t)(id->n + 1) * sizeof(IdentEntry));
+	if (ne)
+		id->e = ne;
+	if (!e.map || !e.sys || (!any_user && !e.user) || !ne) {
+		free(e.map);
+		free(e.sys);
+		free(e.user);
+		if (e.is_regex)
+			regfree(&e.re);
+		return fail(ps, "out of memory");
+	}
+	id->e[id->n++] = e;
+	return 0;
+}
+
+HbaIdent *hba_ident_parse(const char *text, const char *path, char *err, size_t errlen)
+{
+	Parser ps = {path ? path : "(ident)", 0, NULL, NULL, err, errlen};
+	HbaIdent *id = calloc(1, sizeof(*id));
+	if (!id) {
+		fail(&ps, "out of memory");
+		return NULL;
+	}
+	if (parse_lines(&ps, text, add_ident, id) < 0) {
+		hba_ident_free(id);
+		return NULL;
+	}
+	return id;
+}
+
+HbaIdent *hba_ident_load(const char *path, char *err, size_t errlen)
+{
+	char rerr[256] = "";
+	char *text = read_file(NULL, path, rerr, sizeof(rerr));
+	if (!text) {
+		snprintf(err, errlen, "cannot read auth_ident_file %s: %s", path, rerr);
+		return NULL;
+	}
+	HbaIdent *id = hba_ident_parse(text, path, err, errlen);
+	free(text);
+	return id;
+}
+
+/* A regex entry's user name with \1 replaced by the first group of the match in sys. */
+static bool regex_user_matches(const IdentEntry *e, const regmatch_t *g, const char *sys, const char *user)
+{
+	char want[512];
+	size_t o = 0;
+	for (const char *p = e->user; *p; p++) {
+		if (p[0] == '\\' && p[1] == '1' && g->rm_so >= 0) {
+			size_t len = (size_t)(g->rm_eo - g->rm_so);
+			if (o + len >= sizeof(want))
+				return false;
+			memcpy(want + o, sys + g->rm_so, len);
+			o += len;
+			p++;
+			continue;
+		}
+		if (o + 1 >= sizeof(want))
+			return false;
+		want[o++] = *p;
+	}
+	want[o] = 0;
+	return strcmp(want, user) == 0;
+}
+
+bool hba_ident_match(const HbaIdent *id, const char *map, const char *sys, const char *user)
+{
+	for (int i = 0; id && i < id->n; i++) {
+		const IdentEntry *e = &id->e[i];
+		regmatch_t g[2];
+		if (strcmp(e->map, map) != 0)
+			continue;
+		if (!e->is_regex) {
+			if (strcmp(e->sys, sys) == 0 && (!e->user || strcmp(e->user, user) == 0))
+				return true;
+			continue;
+		}
+		if (regexec(&e->re, sys, 2, g, 0) != 0)
+			continue;
+		if (!e->user || regex_user_matches(e, &g[1], sys, user))
+			return true;
+	}
+	return false;
 }

@@ -38,6 +38,7 @@ typedef struct HbaRule {
 	uint8_t addr[16];
 	uint8_t mask[16];
 	HbaMethod method;
+	char *map; /* cert/peer: the map= ident map name, or NULL */
 } HbaRule;
 
 typedef struct Hba {
@@ -72,6 +73,25 @@ typedef struct HbaRequest {
 /* The method of the first rule that matches (HBA_REJECT when none); *line gets the rule's
  * line number or 0. */
 HbaMethod hba_match(const Hba *hba, const HbaRequest *req, int *line);
+
+/* The first rule that matches, or NULL. */
+const HbaRule *hba_match_rule(const Hba *hba, const HbaRequest *req);
+
+/* auth_ident_file (pg_ident.conf format): lines MAPNAME SYSTEM-USERNAME USERNAME. A system
+ * name starting with / is a POSIX extended regular expression, and \1 in the user name is
+ * then its first group; a user name of all (unquoted) allows any. */
+typedef struct HbaIdent HbaIdent;
+
+/* Parse the text of an ident file named path: the maps, or NULL with "path:line: why". */
+HbaIdent *hba_ident_parse(const char *text, const char *path, char *err, size_t errlen);
+
+/* Read and parse a file. */
+HbaIdent *hba_ident_load(const char *path, char *err, size_t errlen);
+
+void hba_ident_free(HbaIdent *id);
+
+/* Does map let the system (certificate or OS) user sys log in as user? */
+bool hba_ident_match(const HbaIdent *id, const char *map, const char *sys, const char *user);
 
 const char *hba_method_name(HbaMethod m);
 

@@ -531,6 +531,33 @@ static bool pool_login_failing(const Pool *p, usec_t now)
 	return !p->sh || atomic_load(&p->sh->login_ok_at) < (long long)p->last_login_fail;
 }
 
+/* A pass closes at most this many servers of other pools (a pool refilling its min_pool_size
+ * could otherwise take each freed slot back at once). */
+#define EVICT_MAX_PER_PASS 4
+
+/* The database is at max_db_connections and clients of p wait: close an idle server of
+ * another pool of the same database (in this worker), the one idle longest, so p can have
+ * its slot. true if one was closed. */
+static bool evict_for_db(Pool *p)
+{
+	Server *victim = NULL;
+	List *pi, *si;
+	LIST_FOREACH (pi, &p->w->pools) {
+		Pool *o = LIST_CONTAINER(pi, Pool, head);
+		if (o == p || o->db != p->db)
+			continue;
+		LIST_FOREACH (si, &o->idle_servers) {
+			Server *s = LIST_CONTAINER(si, Server, head);
+			if (!victim || s->idle_since < victim->idle_since)
+				victim = s;
+		}
+	}
+	if (!victim)
+		return false;
+	server_close(victim, "evicted");
+	return true;
+}
+
 /* Launch servers for waiting clients and min_pool_size, within every limit. */
 void pool_launch_if_needed(Pool *p)
 {
@@ -561,6 +588,7 @@ void pool_launch_if_needed(Pool *p)
 	    total < min_size && want < min_size - total)
 		want = min_size - total;
 	int db_max = p->db->max_db_connections >= 0 ? p->db->max_db_connections : cf->max_db_connections;
+	int evictions = 0;
 	int user_max =
 	    p->user->max_user_connections >= 0 ? p->user->max_user_connections : cf->max_user_connections;
 	while (want > 0) {
@@ -572,8 +600,17 @@ void pool_launch_if_needed(Pool *p)
 				break;
 			limit = size + reserve;
 		}
-		if (!pool_take_slots(p, limit, db_max, user_max))
+		if (!pool_take_slots(p, limit, db_max, user_max)) {
+			/* room for the clients that wait (one each), never for min_pool_size */
+			if (evictions < waiting - logging_in && evictions < EVICT_MAX_PER_PASS &&
+			    db_max > 0 &&
+			    atomic_load_explicit(&p->db->sh->servers, memory_order_relaxed) >= db_max &&
+			    evict_for_db(p)) {
+				evictions++;
+				continue;
+			}
 			break;
+		}
 		if (limit > size && size > 0)
 			log_msg(&app->log, LOG_LEVEL_LOG, NULL, "taking connection from reserve_pool (%s/%s)",
 			        p->db->name, p->user->name);

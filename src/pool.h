@@ -179,6 +179,7 @@ struct Client {
 	int auth_method;     /* AUTH_TYPE_* of this login: auth_type, or the HBA rule's (auth.c) */
 	bool found_by_query; /* auth_query returned a row for it (its secret may still be NULL) */
 	bool console_login;  /* logging in to the admin console: global auth settings apply */
+	bool ident_mapped;   /* an auth_ident_file map let its certificate / OS user in as this user */
 	uint8_t salt[4];
 	char *password;    /* password the client gave (plain auth), for server login */
 	ScramServer *sasl; /* SCRAM exchange in progress (auth.c); wiped and freed after */

@@ -1076,3 +1076,69 @@ def test_server_login_error_reaches_logged_in_waiting_clients(tidepool, pg):
         assert time.monotonic() - t0 < 10
     finally:
         pg.sql("DROP ROLE IF EXISTS tp_nologin")
+
+
+def test_max_db_connections_evicts_idle_servers_of_other_pools(tidepool, pg, aq_roles):
+    """A database at max_db_connections whose idle servers belong to other users: a waiting
+    client's pool closes one ("evicted") instead of waiting for query_wait_timeout. The
+    auth_query lookup's own server counts too."""
+    aq_roles("aq_m", "mpw", md5=True)
+    dbs = {"appdb": f"host=127.0.0.1 port={pg.port} dbname=appdb min_pool_size=5 pool_size=5 "
+                    "max_db_connections=2"}
+    d = aq_daemon(tidepool, {"auth_type": "md5", "query_wait_timeout": "60"}, databases=dbs)
+    assert one(d, "SELECT current_user", user=MD5_USER, password=MD5_PASSWORD) == MD5_USER
+    time.sleep(0.5)  # min_pool_size: md5user's pool holds both slots
+    t0 = time.monotonic()
+    assert login_ok(d.port, "aq_m", "mpw")
+    assert time.monotonic() - t0 < 5
+    d.wait_log(r"S-0x[0-9a-f]+: appdb/md5user@\S+ closing because: evicted")
+    # min_pool_size alone never evicts: md5user is back with one slot at most
+    assert one(d, "SELECT current_user", user=MD5_USER, password=MD5_PASSWORD) == MD5_USER
+
+
+def write_ident(d, text):
+    path = os.path.join(d.dir, "ident.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    harness.give_to_daemon_user(path)
+    return path
+
+
+def test_hba_ident_maps_for_peer_and_cert(tidepool, pg, certs):
+    """map= on a peer or cert line: auth_ident_file says which OS user or certificate name may
+    log in as which user (re-read on RELOAD); without a mapping the login is refused."""
+    import getpass
+    me = getpass.getuser()
+    dbs = {"appdb": f"host=127.0.0.1 port={pg.port} dbname=appdb user={APP_USER} password={APP_PASSWORD}"}
+    userlist = {me: "unused", "other": "x", "third": "y", APP_USER: APP_PASSWORD, MD5_USER: MD5_PASSWORD}
+    d = hba_daemon(tidepool, "local all all peer map=m1\n"
+                             "hostssl all all 127.0.0.1/32 cert map=c1\n",
+                   databases=dbs, userlist=userlist, start=False,
+                   extra=tls_settings(certs, "prefer", client_tls_ca_file=certs.path("ca.crt")))
+    ident = write_ident(d, f"m1 {me} other\nc1 {MD5_USER} \"{APP_USER}\"\n")
+    settings = {"auth_type": "hba", "auth_hba_file": os.path.join(d.dir, "hba.conf"), "auth_ident_file": ident}
+    settings.update(tls_settings(certs, "prefer", client_tls_ca_file=certs.path("ca.crt")))
+    d.rewrite_ini(settings, databases=dbs, userlist=userlist)
+    d.start()
+    sock = {"PGHOST": d.dir}
+    r = psql(d, "SELECT 1", user="other", password="", extra_env=sock)
+    assert r.returncode == 0, r.stdout
+    r = psql(d, "SELECT 1", user="third", password="", extra_env=sock)
+    assert r.returncode != 0 and "unix socket login rejected" in r.stdout, r.stdout
+    d.wait_log(r"third@\S+ ident map m1 cannot be matched")
+    r = psql(d, "SELECT 1", user=me, password="", extra_env=sock)  # the own name needs the map too
+    assert r.returncode != 0, r.stdout
+    # a certificate issued to MD5_USER may log in as APP_USER only
+    env = {"PGSSLMODE": "require", "PGSSLCERT": certs.path("client_md5.crt"),
+           "PGSSLKEY": certs.client_key_copy("client_md5")}
+    r = psql(d, "SELECT 1", user=APP_USER, password="", extra_env=env)
+    assert r.returncode == 0, r.stdout
+    r = psql(d, "SELECT 1", user=MD5_USER, password="", extra_env=env)
+    assert r.returncode != 0 and "certificate authentication failed" in r.stdout, r.stdout
+    d.wait_log(r"ident map: c1 does not have a match")
+    # RELOAD re-reads the map: now any user for the peer
+    write_ident(d, f"m1 {me} all\n")
+    d.reload()
+    time.sleep(0.5)
+    r = psql(d, "SELECT 1", user="third", password="", extra_env=sock)
+    assert r.returncode == 0, r.stdout

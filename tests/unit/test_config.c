@@ -137,7 +137,7 @@ static void test_table(void)
 	CHECK(config_find_setting("auth_user")->support == SUPPORT_YES);
 	CHECK(config_find_setting("auth_query")->support == SUPPORT_YES);
 	CHECK(config_find_setting("auth_hba_file")->support == SUPPORT_YES);
-	CHECK(config_find_setting("auth_ident_file")->support == SUPPORT_NO_WARN);
+	CHECK(config_find_setting("auth_ident_file")->support == SUPPORT_YES);
 	CHECK(config_find_setting("max_prepared_statements")->support == SUPPORT_YES);
 	CHECK(config_find_setting("syslog")->support == SUPPORT_NO_WARN);
 	CHECK(config_find_setting("pool_mode")->support == SUPPORT_YES);

@@ -235,8 +235,56 @@ static void test_spaced_lists(void)
 	hba_free(h);
 }
 
+/* auth_ident_file: literal names, quoted names, all, /regex with \\1; map= kept on the rule. */
+static void test_ident(void)
+{
+	HbaIdent *id = hba_ident_parse("# MAPNAME SYSTEM-USERNAME USERNAME\n"
+	                               "test\tclient.example.org\tsomeuser\n"
+	                               "test\tclient.example.org\tanotheruser  # two users\n"
+	                               "test2 \"bouncer\" all\n"
+	                               "test2 client.example.org \"all\"\n"
+	                               "rx /^(.*)@example\\.org$ \\1\n",
+	                               "/etc/tp/ident.conf", err, sizeof(err));
+	CHECK(id != NULL);
+	if (!id) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
+	CHECK(hba_ident_match(id, "test", "client.example.org", "someuser"));
+	CHECK(hba_ident_match(id, "test", "client.example.org", "anotheruser"));
+	CHECK(!hba_ident_match(id, "test", "client.example.org", "bouncer"));
+	CHECK(!hba_ident_match(id, "test", "other.example.org", "someuser"));
+	CHECK(!hba_ident_match(id, "nomap", "client.example.org", "someuser"));
+	CHECK(hba_ident_match(id, "test2", "bouncer", "anyone"));
+	/* a quoted "all" is a user named all */
+	CHECK(hba_ident_match(id, "test2", "client.example.org", "all"));
+	CHECK(!hba_ident_match(id, "test2", "client.example.org", "someuser"));
+	CHECK(hba_ident_match(id, "rx", "alice@example.org", "alice"));
+	CHECK(!hba_ident_match(id, "rx", "alice@example.org", "bob"));
+	CHECK(!hba_ident_match(id, "rx", "alice@example.com", "alice"));
+	CHECK(!hba_ident_match(NULL, "test", "client.example.org", "someuser"));
+	hba_ident_free(id);
+	CHECK(hba_ident_parse("test onlytwo\n", "/etc/tp/ident.conf", err, sizeof(err)) == NULL);
+	CHECK(strcmp(err, "/etc/tp/ident.conf:1: an ident line is MAPNAME SYSTEM-USERNAME USERNAME") == 0);
+	CHECK(hba_ident_parse("\nm /(( u\n", "/etc/tp/ident.conf", err, sizeof(err)) == NULL);
+	CHECK(strncmp(err, "/etc/tp/ident.conf:2: invalid regular expression", 48) == 0);
+	CHECK(hba_ident_parse("m a,b u\n", "/etc/tp/ident.conf", err, sizeof(err)) == NULL);
+	/* map= is kept on cert and peer rules, refused on others */
+	Hba *h = parse("hostssl all all 0.0.0.0/0 cert map=test\nlocal all all peer map=m2\n");
+	CHECK(h && h->n == 2 && strcmp(h->rules[0].map, "test") == 0 && strcmp(h->rules[1].map, "m2") == 0);
+	hba_free(h);
+	CHECK(parse("host all all 0.0.0.0/0 md5 map=test\n") == NULL);
+	HbaRequest r = {false, true, "10.1.1.1", "db", "u"};
+	h = parse("hostssl all all 0.0.0.0/0 cert map=test\n");
+	CHECK(h && hba_match_rule(h, &r) == &h->rules[0]);
+	r.is_tls = false;
+	CHECK(h && hba_match_rule(h, &r) == NULL);
+	hba_free(h);
+}
+
 int main(void)
 {
+	test_ident();
 	test_spaced_lists();
 	test_matrix();
 	test_includes();
