@@ -535,16 +535,16 @@ static bool pool_login_failing(const Pool *p, usec_t now)
  * could otherwise take each freed slot back at once). */
 #define EVICT_MAX_PER_PASS 4
 
-/* The database is at max_db_connections and clients of p wait: close an idle server of
- * another pool of the same database (in this worker), the one idle longest, so p can have
- * its slot. true if one was closed. */
-static bool evict_for_db(Pool *p)
+/* The database is at max_db_connections (or the user at max_user_connections: by_user) and
+ * clients of p wait: close an idle server of another pool of the same database (user) in this
+ * worker, the one idle longest, so p can have its slot. true if one was closed. */
+static bool evict_idle_server(Pool *p, bool by_user)
 {
 	Server *victim = NULL;
 	List *pi, *si;
 	LIST_FOREACH (pi, &p->w->pools) {
 		Pool *o = LIST_CONTAINER(pi, Pool, head);
-		if (o == p || o->db != p->db)
+		if (o == p || (by_user ? o->user != p->user : o->db != p->db))
 			continue;
 		LIST_FOREACH (si, &o->idle_servers) {
 			Server *s = LIST_CONTAINER(si, Server, head);
@@ -602,10 +602,13 @@ void pool_launch_if_needed(Pool *p)
 		}
 		if (!pool_take_slots(p, limit, db_max, user_max)) {
 			/* room for the clients that wait (one each), never for min_pool_size */
+			bool db_full = db_max > 0 && atomic_load_explicit(&p->db->sh->servers,
+			                                                  memory_order_relaxed) >= db_max;
+			bool user_full =
+			    user_max > 0 &&
+			    atomic_load_explicit(&p->user->sh->servers, memory_order_relaxed) >= user_max;
 			if (evictions < waiting - logging_in && evictions < EVICT_MAX_PER_PASS &&
-			    db_max > 0 &&
-			    atomic_load_explicit(&p->db->sh->servers, memory_order_relaxed) >= db_max &&
-			    evict_for_db(p)) {
+			    (db_full || user_full) && evict_idle_server(p, !db_full)) {
 				evictions++;
 				continue;
 			}

@@ -1142,3 +1142,14 @@ def test_hba_ident_maps_for_peer_and_cert(tidepool, pg, certs):
     time.sleep(0.5)
     r = psql(d, "SELECT 1", user="third", password="", extra_env=sock)
     assert r.returncode == 0, r.stdout
+
+
+def test_max_user_connections_evicts_idle_server_of_other_database(tidepool, pg):
+    """max_user_connections reached by idle servers of the user in another database: a client
+    waiting in this one gets a server by evicting one of them."""
+    d = tidepool({"query_wait_timeout": "60"}, users={APP_USER: "max_user_connections=1"})
+    assert one(d, "SELECT current_database()") == "appdb"
+    t0 = time.monotonic()
+    assert one(d, "SELECT current_database()", dbname="postgres") == "postgres"
+    assert time.monotonic() - t0 < 5
+    d.wait_log(r"S-0x[0-9a-f]+: appdb/app@\S+ closing because: evicted")
