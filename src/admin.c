@@ -1145,6 +1145,11 @@ bool admin_handle_packet(Client *c, PktHdr *pkt)
 		}
 		c->request_time = now_usec();
 		log_msg(&app->log, LOG_LEVEL_DEBUG, client_log_prefix(c), "got admin query: %s", q);
+		/* each console command is one query and one transaction of the console database */
+		Stats *st = &admin_database(c->w)->stats;
+		st->query_count++;
+		st->xact_count++;
+		st->client_bytes += pkt->len;
 		/* Console commands read and change every worker's objects. */
 		worker_stop_world(c->w);
 		bool ok = admin_exec(c, q);

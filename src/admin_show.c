@@ -222,13 +222,18 @@ static void admin_stats_refresh(evutil_socket_t fd, short what, void *arg)
 		s_snaps[i].older = s_snaps[i].newer;
 		memset(&s_snaps[i].newer, 0, sizeof(s_snaps[i].newer));
 	}
-	for (int w = 0; w < app->n_workers; w++)
+	for (int w = 0; w < app->n_workers; w++) {
 		LIST_FOREACH (item, &app->workers[w]->databases) {
 			Database *db = LIST_CONTAINER(item, Database, head);
 			DbSnap *s = snap_for(db->name, true);
 			if (s)
 				stats_add(&s->newer, &db->stats);
 		}
+		Database *console = admin_database(app->workers[w]);
+		DbSnap *s = console ? snap_for(console->name, true) : NULL;
+		if (s)
+			stats_add(&s->newer, &console->stats);
+	}
 	worker_resume_world(app->workers[0]);
 	arm_stats_timer(app);
 }
@@ -260,13 +265,18 @@ void admin_stats_for(App *app, const char *dbname, Stats *total, Stats *avg)
 	List *item;
 	memset(total, 0, sizeof(*total));
 	memset(&older, 0, sizeof(older));
-	for (int w = 0; w < app->n_workers; w++)
+	for (int w = 0; w < app->n_workers; w++) {
 		LIST_FOREACH (item, &app->workers[w]->databases) {
 			Database *db = LIST_CONTAINER(item, Database, head);
 			if (dbname && strcmp(db->name, dbname) != 0)
 				continue;
 			stats_add(total, &db->stats);
 		}
+		/* the console counts its commands too (SHOW TOTALS includes them, as PgBouncer) */
+		Database *console = admin_database(app->workers[w]);
+		if (console && (!dbname || strcmp(console->name, dbname) == 0))
+			stats_add(total, &console->stats);
+	}
 	for (int i = 0; i < s_nsnaps; i++)
 		if (!dbname || strcmp(s_snaps[i].name, dbname) == 0)
 			stats_add(&older, &s_snaps[i].older);
@@ -1160,8 +1170,7 @@ static int show_stats_kind(Client *c, int kind)
 		Stats total, avg;
 		memset(&total, 0, sizeof(total));
 		memset(&avg, 0, sizeof(avg));
-		if (!dbs[i]->console)
-			admin_stats_for(app, dbs[i]->name, &total, &avg);
+		admin_stats_for(app, dbs[i]->name, &total, &avg);
 		if (kind == 0)
 			admin_data_row(&pb, t23, dbs[i]->name, STAT_VALUES(total), STAT_VALUES(avg));
 		else if (kind == 1)

@@ -20,7 +20,7 @@
  * out of it to choose their queries. */
 #define TIDEPOOL_PGBOUNCER_VERSION "1.25.2"
 #define TIDEPOOL_VERSION_LINE      "PgBouncer " TIDEPOOL_PGBOUNCER_VERSION " (tidepool " TIDEPOOL_VERSION ")"
-#define MAX_LISTENERS    16
+#define MAX_LISTENERS              16
 
 typedef enum {
 	SHUTDOWN_NONE = 0,

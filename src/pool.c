@@ -591,6 +591,7 @@ static void link_pair(Client *c, Server *s)
 	c->link = s;
 	s->link = c;
 	server_set_state(s, SV_ACTIVE);
+	s->used = true;
 	if (c->state != CL_ACTIVE)
 		client_set_state(c, CL_ACTIVE);
 	s->pool->db->stats.server_assignment_count++;
@@ -612,7 +613,9 @@ static bool server_expired(const Server *s, usec_t now)
 	usec_t lifetime = s->pool->db->server_lifetime >= 0
 	                      ? (usec_t)s->pool->db->server_lifetime * USEC_PER_SEC
 	                      : cf->server_lifetime;
-	return lifetime > 0 && now - s->connect_time >= lifetime;
+	if (lifetime == 0) /* PgBouncer's "use once" */
+		return s->used;
+	return now - s->connect_time >= lifetime;
 }
 
 bool pool_find_server(Client *c)

@@ -225,6 +225,7 @@ struct Server {
 	bool running_internal; /* reset / check / connect_query in progress */
 	bool release_on_flush;
 	bool login_done;
+	bool used;      /* has served a client: server_lifetime = 0 closes it when released */
 	bool is_cancel; /* a cancel request connection */
 	bool ever_connected;
 	int addr_family;

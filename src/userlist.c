@@ -202,8 +202,8 @@ UserList *userlist_load(const char *path, UserListWarnFn warn, void *warn_arg, c
 			snprintf(msg, sizeof(msg), "line contains a NUL byte");
 			rc = -1;
 		} else {
-			rc = userlist_parse_line(line, name, sizeof(name), secret, USERLIST_MAX_SECRET + 1, msg,
-			                         sizeof(msg));
+			rc = userlist_parse_line(line, name, sizeof(name), secret, USERLIST_MAX_SECRET + 1,
+			                         msg, sizeof(msg));
 		}
 		OPENSSL_cleanse(line, (size_t)len);
 		if (rc < 0) {

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#define USERLIST_MAX_NAME   63   /* PostgreSQL identifiers: NAMEDATALEN - 1 bytes */
+#define USERLIST_MAX_NAME   63    /* PostgreSQL identifiers: NAMEDATALEN - 1 bytes */
 #define USERLIST_MAX_SECRET 65535 /* plain passwords may be long (cloud IAM tokens, JWTs) */
 
 typedef enum {
