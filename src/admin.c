@@ -657,13 +657,9 @@ bool admin_login_done(Client *c)
 		c->user = pool_get_user(c->w, c->username);
 	c->db = admin_database(c->w);
 	c->pool = admin_pool(c->w);
-	c->db->client_count++;
-	shared_take(&c->db->sh->clients, 0);
-	if (c->user) {
-		c->user->client_count++;
-		shared_take(&c->user->sh->clients, 0);
-	}
-	c->counted = true;
+	/* the client limits hold on the console too, except for admin_users */
+	if (!client_take_slots(c, c->admin == ADMIN_FULL))
+		return false;
 
 	/* PgBouncer's fixed welcome for console clients. */
 	static const char *const params[][2] = {

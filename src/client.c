@@ -472,9 +472,34 @@ void client_welcome_ready(Pool *p)
 	}
 }
 
+bool client_take_slots(Client *c, bool exempt)
+{
+	const Config *cf = c->w->app->cf;
+	int db_max = c->db->max_db_client_connections >= 0 ? c->db->max_db_client_connections
+	                                                   : cf->max_db_client_connections;
+	if (!shared_take(&c->db->sh->clients, exempt ? 0 : db_max)) {
+		client_error_close(c, "08P01", "client connections exceeded (max_db_client_connections)");
+		return false;
+	}
+	if (c->user) {
+		int user_max = c->user->max_user_client_connections >= 0
+		                   ? c->user->max_user_client_connections
+		                   : cf->max_user_client_connections;
+		if (!shared_take(&c->user->sh->clients, exempt ? 0 : user_max)) {
+			shared_put(&c->db->sh->clients);
+			client_error_close(c, "08P01",
+			                   "client connections exceeded (max_user_client_connections)");
+			return false;
+		}
+		c->user->client_count++;
+	}
+	c->db->client_count++;
+	c->counted = true;
+	return true;
+}
+
 bool client_login_done(Client *c)
 {
-	App *app = c->w->app;
 	char msg[200];
 	if (admin_is_console_db(c->dbname))
 		return admin_login_done(c);
@@ -495,22 +520,8 @@ bool client_login_done(Client *c)
 		pool_user = pool_get_user(c->w, c->username);
 	if (!c->user)
 		c->user = pool_get_user(c->w, c->username);
-	int db_max = c->db->max_db_client_connections >= 0 ? c->db->max_db_client_connections
-	                                                   : app->cf->max_db_client_connections;
-	if (!shared_take(&c->db->sh->clients, db_max)) {
-		client_error_close(c, "08P01", "client connections exceeded (max_db_client_connections)");
+	if (!client_take_slots(c, false))
 		return false;
-	}
-	int user_max = c->user->max_user_client_connections >= 0 ? c->user->max_user_client_connections
-	                                                         : app->cf->max_user_client_connections;
-	if (!shared_take(&c->user->sh->clients, user_max)) {
-		shared_put(&c->db->sh->clients);
-		client_error_close(c, "08P01", "client connections exceeded (max_user_client_connections)");
-		return false;
-	}
-	c->db->client_count++;
-	c->user->client_count++;
-	c->counted = true;
 	c->db->last_used = now_usec();
 	c->pool = pool_get(c->w, c->db, pool_user);
 	if (!c->pool) {

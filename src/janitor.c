@@ -126,11 +126,31 @@ static void check_cancel_servers(Worker *w, usec_t now)
 	}
 }
 
+/* A database with a forced user and min_pool_size keeps servers even before any client comes
+ * (also after a RELOAD adds it): make its pool exist so the launch below fills it. Worker 0
+ * only; the pool's server count is shared, so one worker's servers satisfy the minimum. */
+static void ensure_forced_pools(Worker *w)
+{
+	const Config *cf = w->app->cf;
+	List *item;
+	if (w->idx != 0)
+		return;
+	LIST_FOREACH (item, &w->databases) {
+		Database *db = LIST_CONTAINER(item, Database, head);
+		int min_size = db->min_pool_size >= 0 ? db->min_pool_size : cf->min_pool_size;
+		User *u = db->forced_user && min_size > 0 && !db->removed ? pool_get_user(w, db->forced_user)
+		                                                          : NULL;
+		if (u)
+			pool_get(w, db, u);
+	}
+}
+
 void janitor_run(Worker *w)
 {
 	usec_t now = now_usec();
 	check_login_clients(w, now);
 	check_cancel_servers(w, now);
+	ensure_forced_pools(w);
 	List *item, *tmp;
 	LIST_FOREACH_SAFE (item, tmp, &w->pools) {
 		Pool *p = LIST_CONTAINER(item, Pool, head);

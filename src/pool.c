@@ -531,6 +531,36 @@ static bool pool_login_failing(const Pool *p, usec_t now)
 	return !p->sh || atomic_load(&p->sh->login_ok_at) < (long long)p->last_login_fail;
 }
 
+/* max_db_connections or max_user_connections keeps p from launching while another pool of the
+ * same database (or user) in this worker sits on idle servers: close the one idle longest, as
+ * PgBouncer does. true if one was closed (its slot is free again). */
+static bool evict_idle_server(Pool *p, int db_max, int user_max)
+{
+	bool db_full =
+	    db_max > 0 && atomic_load_explicit(&p->db->sh->servers, memory_order_relaxed) >= db_max;
+	bool user_full =
+	    user_max > 0 && atomic_load_explicit(&p->user->sh->servers, memory_order_relaxed) >= user_max;
+	Server *victim = NULL;
+	List *item, *sitem;
+	if (!db_full && !user_full)
+		return false;
+	LIST_FOREACH (item, &p->w->pools) {
+		Pool *q = LIST_CONTAINER(item, Pool, head);
+		if (q == p || q->is_auth_pool || (db_full && q->db != p->db) ||
+		    (!db_full && q->user != p->user))
+			continue;
+		LIST_FOREACH (sitem, &q->idle_servers) {
+			Server *s = LIST_CONTAINER(sitem, Server, head);
+			if (!victim || s->idle_since < victim->idle_since)
+				victim = s;
+		}
+	}
+	if (!victim)
+		return false;
+	server_close(victim, "evicted");
+	return true;
+}
+
 /* Launch servers for waiting clients and min_pool_size, within every limit. */
 void pool_launch_if_needed(Pool *p)
 {
@@ -572,8 +602,12 @@ void pool_launch_if_needed(Pool *p)
 				break;
 			limit = size + reserve;
 		}
-		if (!pool_take_slots(p, limit, db_max, user_max))
+		if (!pool_take_slots(p, limit, db_max, user_max)) {
+			/* a database or user limit is full: an idle server of another pool gives way */
+			if (waiting > 0 && evict_idle_server(p, db_max, user_max))
+				continue;
 			break;
+		}
 		if (limit > size && size > 0)
 			log_msg(&app->log, LOG_LEVEL_LOG, NULL, "taking connection from reserve_pool (%s/%s)",
 			        p->db->name, p->user->name);
