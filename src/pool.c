@@ -227,6 +227,7 @@ static void db_apply_def(Worker *w, Database *db, const DatabaseDef *def, const 
 	db->max_db_connections = def->max_db_connections;
 	db->max_db_client_connections = def->max_db_client_connections;
 	db->server_lifetime = def->server_lifetime;
+	db->load_balance_hosts = def->load_balance_hosts;
 	db->removed = false;
 	if (changed)
 		mark_servers_close_needed(w, db);
@@ -586,6 +587,10 @@ void pool_launch_if_needed(Pool *p)
 	usec_t oldest = 0;
 	count_waiting(p, &oldest);
 	int logging_in = list_count(&p->new_servers);
+	/* Until one server has logged in the pool knows nothing (is the host up, is the password
+	 * right): like PgBouncer, one login at a time until then. */
+	if (!p->welcome.ready && logging_in > 0)
+		return;
 	int want = waiting - logging_in;
 	if (min_size > 0 && (p->db->forced_user || !list_empty(&p->active_clients) || waiting > 0) &&
 	    total < min_size && want < min_size - total)

@@ -62,9 +62,10 @@ typedef struct Database {
 	int client_count; /* logged-in and logging-in clients */
 	int server_count; /* all servers of all its pools */
 	Stats stats;
-	char *host_rr_next; /* round-robin position in a host list (points into host) */
-	int host_rr_index;
-	Shared *sh; /* counts of all workers' copies (worker.c) */
+	char *host_rr_next;     /* round-robin position in a host list (points into host) */
+	int host_rr_index;      /* next host of the list (round-robin), or the one in use (disable) */
+	int load_balance_hosts; /* LoadBalanceHosts, -1 unset (round-robin) */
+	Shared *sh;             /* counts of all workers' copies (worker.c) */
 } Database;
 
 /* A user known from auth_file or [users]. Owned by the worker's user list. */

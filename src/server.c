@@ -97,6 +97,15 @@ static void send_startup(Server *s)
 	sbuf_send_gen(&s->sb, pb.buf, pb.pos);
 }
 
+/* The host could not be resolved or reached: with load_balance_hosts = disable the next
+ * connection tries the next host of the list. */
+static void server_host_failed(Server *s)
+{
+	Database *db = s->is_cancel || !s->pool ? NULL : s->pool->db;
+	if (db && db->load_balance_hosts == LOAD_BALANCE_DISABLE && db->host && strchr(db->host, ','))
+		db->host_rr_index++;
+}
+
 /* Record why a login failed so clients can be told (server_login_retry). */
 static void login_failed(Server *s, const char *why, const char *sqlstate, bool forward)
 {
@@ -140,6 +149,7 @@ static void on_connect_addr(Server *s, const struct sockaddr *sa, socklen_t sale
 		snprintf(msg, sizeof(msg), "connect failed: %s", strerror(s->sb.last_errno));
 		if (!s->is_cancel)
 			log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "%s", msg);
+		server_host_failed(s);
 		login_failed(s, "connect failed", NULL, false);
 	}
 }
@@ -154,13 +164,16 @@ static void on_dns(void *arg, int err, const struct sockaddr *sa, socklen_t sale
 	if (err) {
 		log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "DNS lookup failed: %s: %s", s->addr,
 		        dns_strerror(err));
-		login_failed(s, "DNS lookup failed", NULL, false);
+		server_host_failed(s);
+		login_failed(s, "server DNS lookup failed", NULL, false);
 		return;
 	}
 	on_connect_addr(s, sa, salen);
 }
 
-/* Pick the next host of a comma list (round-robin), copying it into out. */
+/* Pick a host of a comma list, copying it into out: the next one for round-robin; with
+ * load_balance_hosts = disable the current one, which only moves on when it fails
+ * (server_host_failed). */
 static void pick_host(Database *db, char *out, size_t outlen)
 {
 	const char *h = db->host;
@@ -169,7 +182,8 @@ static void pick_host(Database *db, char *out, size_t outlen)
 		if (*q == ',')
 			count++;
 	int idx = db->host_rr_index % count;
-	db->host_rr_index++;
+	if (db->load_balance_hosts != LOAD_BALANCE_DISABLE)
+		db->host_rr_index++;
 	const char *start = h;
 	for (int i = 0; i < idx; i++)
 		start = strchr(start, ',') + 1;
@@ -753,6 +767,7 @@ static bool server_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt)
 		snprintf(msg, sizeof(msg), "connect failed: %s", strerror(s->sb.last_errno));
 		if (!s->is_cancel)
 			log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "%s", msg);
+		server_host_failed(s);
 		login_failed(s, "connect failed", NULL, false);
 		return false;
 	case SBUF_EV_RECV_FAILED:
