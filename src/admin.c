@@ -751,6 +751,8 @@ static bool cmd_set(Client *c, const char *key, const char *value)
 		log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "%s", err);
 		return admin_error_reply(c, "08P01", "SET failed", err);
 	}
+	if (strcmp(s->name, "verbose") == 0)
+		app->log.verbose = app->cf->verbose; /* one verbosity, as -v and the setting in PgBouncer */
 	pktbuf_init_dynamic(&pb, 128);
 	if (err[0]) {
 		log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "%s", err);

@@ -368,6 +368,7 @@ void server_apply_vars(Server *s, Client *c)
 			sql[pos] = 0;
 		}
 	}
+	log_msg(&s->w->app->log, LOG_LEVEL_NOISE, s->log_prefix, "varcache_apply: %s", sql);
 	s->setting_vars = true;
 	server_send_query(s, sql);
 }
@@ -623,6 +624,25 @@ static bool handle_ready(Server *s, PktHdr *pkt)
 	return true;
 }
 
+/* Our SETs went through: where the server now holds another spelling of a client's value
+ * ("ISO" is "ISO, MDY"; PostgreSQL reports nothing when the value did not change), the client
+ * takes the server's, or every transaction would send the same SET again. */
+static void adopt_canonical_vars(Server *s, Client *c)
+{
+	App *app = s->w->app;
+	for (int i = 0; i < s->w->var_count; i++) {
+		const char *cv = client_var(c, i), *sv = s->vars.value[i];
+		if (!cv || !sv || strcmp(cv, sv) == 0)
+			continue;
+		log_msg(&app->log, LOG_LEVEL_NOISE, client_log_prefix(c),
+		        "varcache_set_canonical: setting %s to its canonical version %s -> %s",
+		        s->w->var_names[i], cv, sv);
+		if (!client_set_var(c, i, sv))
+			log_msg(&app->log, LOG_LEVEL_ERROR, client_log_prefix(c),
+			        "out of memory: %s not remembered", s->w->var_names[i]);
+	}
+}
+
 /* Replies to our own queries (SET sync, reset, check, connect_query) are not forwarded. */
 static bool handle_internal_reply(Server *s, PktHdr *pkt)
 {
@@ -646,6 +666,9 @@ static bool handle_internal_reply(Server *s, PktHdr *pkt)
 		s->ready_status = pkt->avail >= 6 ? (char)pkt->data[5] : 'I';
 		if (s->setting_vars) {
 			s->setting_vars = false;
+			if (s->link && !s->internal_failed)
+				adopt_canonical_vars(s, s->link);
+			s->internal_failed = false;
 			if (s->link)
 				client_server_linked(s->link);
 			return true;
