@@ -103,6 +103,16 @@ static void check_pool_servers(Pool *p, usec_t now)
 		else if (lifetime > 0 && now - s->connect_time > lifetime)
 			server_close(s, "server lifetime over");
 	}
+	/* server_fast_close: in session pooling a server marked for closing (RECONNECT, a changed
+	 * database) goes as soon as its client is between transactions, client and all */
+	if (cf->server_fast_close && pool_mode_of(p, cf) == POOL_MODE_SESSION)
+		LIST_FOREACH_SAFE (item, tmp, &p->active_servers) {
+			Server *s = LIST_CONTAINER(item, Server, head);
+			if (s->close_needed && s->link && s->ready && s->ready_status == 'I' &&
+			    s->expect_rfq == 0 && !s->setting_vars && !s->running_internal &&
+			    sbuf_is_empty(&s->sb))
+				server_close(s, "database configuration changed");
+		}
 	LIST_FOREACH_SAFE (item, tmp, &p->new_servers) {
 		Server *s = LIST_CONTAINER(item, Server, head);
 		if (cf->server_connect_timeout > 0 && now - s->connect_time > cf->server_connect_timeout) {

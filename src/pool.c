@@ -677,7 +677,9 @@ bool pool_find_server(Client *c)
 				server_close(s, "server lifetime over");
 				continue;
 			}
-			if (cf->server_check_query && *cf->server_check_query &&
+			/* a server that has only just logged in is known good: no check before its
+			 * first client */
+			if (s->used && cf->server_check_query && *cf->server_check_query &&
 			    cf->server_check_delay >= 0 && now - s->idle_since > cf->server_check_delay) {
 				/* Test it before trusting it; the client waits for this or another one. */
 				server_set_state(s, SV_TESTED);
