@@ -37,6 +37,11 @@ static void check_pool_clients(Pool *p, usec_t now)
 	LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		usec_t waited = now - c->wait_start;
+		if (app->shutdown == SHUTDOWN_WAIT_FOR_SERVERS) {
+			/* SHUTDOWN WAIT_FOR_SERVERS: no server will come for a waiting client */
+			client_error_close(c, "08P01", "server shutting down");
+			continue;
+		}
 		if (cf->query_wait_timeout > 0 && waited > cf->query_wait_timeout) {
 			if (c->state == CL_WAITING_LOGIN && cf->client_login_timeout > 0 &&
 			    now - c->connect_time > cf->client_login_timeout)

@@ -693,6 +693,11 @@ bool pool_find_server(Client *c)
 			return true;
 		}
 	}
+	if (app->shutdown == SHUTDOWN_WAIT_FOR_SERVERS) {
+		/* a new transaction during SHUTDOWN WAIT_FOR_SERVERS: no server will come */
+		client_error_close(c, "08P01", "server shutting down");
+		return false;
+	}
 	if (c->state != CL_WAITING) {
 		c->wait_start = now;
 		client_set_state(c, CL_WAITING);

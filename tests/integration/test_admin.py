@@ -624,6 +624,28 @@ def test_shutdown_wait_for_servers(tidepool):
     assert d.proc.wait(timeout=10) == 0
 
 
+def test_shutdown_wait_for_servers_refuses_new_transactions(tidepool):
+    """While SHUTDOWN WAIT_FOR_SERVERS waits, an open transaction goes on, but a client that
+    starts a new one, or already waits for a server, is closed with "server shutting down"."""
+    d = start(tidepool, {"default_pool_size": "1"})
+    a = app_conn(d, autocommit=False)
+    a.cursor().execute("SELECT 1")  # a transaction holds the only server
+    idle = app_conn(d)
+    waiting = app_conn(d)
+    blocked = Background(lambda: waiting.cursor().execute("SELECT 1"))
+    time.sleep(0.3)
+    assert not blocked.finished.is_set()
+    c = console(d)
+    assert c.ok("SHUTDOWN WAIT_FOR_SERVERS").tags == ["SHUTDOWN"]
+    a.cursor().execute("SELECT 2")  # same transaction: still served
+    assert blocked.wait(5) and isinstance(blocked.error, psycopg2.OperationalError)
+    with pytest.raises(psycopg2.OperationalError):
+        idle.cursor().execute("SELECT 1")
+    assert d.log().count("closing because: server shutting down") >= 2
+    a.commit()
+    assert d.proc.wait(timeout=10) == 0
+
+
 def test_shutdown_immediate(tidepool):
     d = start(tidepool)
     c = console(d)
