@@ -472,14 +472,22 @@ static uint32_t names_need(const PktHdr *pkt)
 	return (uint32_t)(p - pkt->data);
 }
 
+/* The client sent DEALLOCATE ALL / DISCARD ALL: its names and the server's statements go now,
+ * so what it sends next is prepared again; the CommandComplete it gets is counted as seen. */
+static void clear_at_send(Client *c, Server *s)
+{
+	client_clear(c);
+	ps_server_forget_all(s);
+	if (server_ps(s))
+		s->ps->clears_sent++;
+}
+
 void ps_client_simple_query(Client *c, Server *s, const PktHdr *pkt)
 {
 	/* The words are at the start: what is buffered of a long query is enough. */
 	if (pkt->avail > pkt->hdr_len &&
-	    sql_clears_statements((const char *)pkt->data + pkt->hdr_len, pkt->avail - pkt->hdr_len)) {
-		client_clear(c);
-		ps_server_forget_all(s);
-	}
+	    sql_clears_statements((const char *)pkt->data + pkt->hdr_len, pkt->avail - pkt->hdr_len))
+		clear_at_send(c, s);
 }
 
 bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
@@ -519,11 +527,9 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 		if (!name)
 			return client_error(c, "invalid Parse message");
 		if (!*name) {
-			if (sql_clears_statements((const char *)r.p, proto_remaining(&r))) {
-				/* Runs right after; the server will have forgotten everything. */
-				client_clear(c);
-				ps_server_forget_all(s);
-			}
+			if (sql_clears_statements((const char *)r.p, proto_remaining(&r)))
+				clear_at_send(c,
+				              s); /* runs right after: the server will have forgotten all */
 			queue_push(s, 'P', RESP_FORWARD, 0, NULL);
 			break;
 		}
@@ -607,11 +613,8 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 			s->pool->db->stats.bind_count++;
 		queue_push(s, t, RESP_FORWARD, sub, NULL);
 		s->ready = false;
-		if (t == 'B' && ps->clears_all) {
-			/* The statement being bound empties the session when it runs. */
-			client_clear(c);
-			ps_server_forget_all(s);
-		}
+		if (t == 'B' && ps->clears_all)
+			clear_at_send(c, s); /* the statement being bound empties the session */
 		return true;
 	}
 	case 'C': {
@@ -679,6 +682,46 @@ bool ps_client_prepare_local(Client *c, PktHdr *pkt)
 
 /* ---- server side ---- */
 
+/* Is ps prepared by a Parse still owed a reply (sent after what is being answered now)? */
+static bool parse_queued(const ServerPs *sp, const PreparedStatement *ps)
+{
+	for (uint32_t k = 0; k < sp->q_count; k++) {
+		const PendingResp *r = &sp->q[(sp->q_head + k) % PS_QUEUE_SIZE];
+		if (r->msg == 'P' && r->ps == ps)
+			return true;
+	}
+	return false;
+}
+
+static bool tag_is(const PktHdr *pkt, const char *tag)
+{
+	size_t n = strlen(tag) + 1;
+	return pkt->avail == pkt->len && pkt->len - pkt->hdr_len == n &&
+	       memcmp(pkt->data + pkt->hdr_len, tag, n) == 0;
+}
+
+void ps_server_command_complete(Server *s, const PktHdr *pkt)
+{
+	if (!tag_is(pkt, "DEALLOCATE ALL") && !tag_is(pkt, "DISCARD ALL"))
+		return;
+	ServerPs *sp = s->ps;
+	if (sp) {
+		/* The server keeps only what was parsed after the command: statements whose Parse
+		 * is still queued. Downwards, as cache_remove_at() moves the last item into i. */
+		for (int i = sp->n - 1; i >= 0; i--)
+			if (!parse_queued(sp, sp->items[i]))
+				cache_remove_at(s, i);
+		if (sp->clears_sent > 0) {
+			sp->clears_sent--; /* seen when sent: the client's names were cleared then */
+			return;
+		}
+	}
+	/* Not recognised when sent (several statements in one query, odd spacing). Names the
+	 * client parsed after it (anything else owed) are kept: they run again if used. */
+	if (s->link && (!sp || sp->q_count <= 1))
+		client_clear(s->link);
+}
+
 static bool completes(const PendingResp *r, uint8_t resp)
 {
 	switch (r->msg) {
@@ -712,6 +755,8 @@ bool ps_server_reply(Server *s, const PktHdr *pkt)
 {
 	ServerPs *sp = s->ps;
 	uint8_t t = pkt->type;
+	if (sp && t == 'Z' && sp->q_count <= 1)
+		sp->clears_sent = 0; /* nothing more owed: a clear that failed is not coming */
 	if (!sp || sp->q_count == 0 || t == 'N' || t == 'A' || t == 'S')
 		return true;
 	PendingResp *head = &sp->q[sp->q_head];

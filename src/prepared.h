@@ -74,7 +74,8 @@ typedef struct ServerPs {
 	PendingResp q[PS_QUEUE_SIZE];
 	uint32_t q_head;
 	uint32_t q_count;
-	bool error_skip; /* after an error the server ignores messages until Sync */
+	uint32_t clears_sent; /* DEALLOCATE ALL / DISCARD ALL seen when sent, not answered yet */
+	bool error_skip;      /* after an error the server ignores messages until Sync */
 	bool client_blocked;
 } ServerPs;
 
@@ -98,6 +99,9 @@ void ps_client_simple_query(Client *c, Server *s, const PktHdr *pkt);
 bool ps_client_prepare_local(Client *c, PktHdr *pkt);
 /* A server reply while linked: updates the queue. Returns true if it goes to the client. */
 bool ps_server_reply(Server *s, const PktHdr *pkt);
+/* A CommandComplete from a linked server: DEALLOCATE ALL / DISCARD ALL, however they were sent,
+ * leave the server only what was parsed after them, and the client none of its names. */
+void ps_server_command_complete(Server *s, const PktHdr *pkt);
 /* After the server's replies so far were written: emit fake replies now due. */
 void ps_flush_fakes(Server *s);
 /* Are fake replies waiting at the head of the queue? */

@@ -157,7 +157,8 @@ def _closed_by_pooler(conn, result):
 
 
 @pytest.mark.tidepool_only(reason="needs prepared statement tracking")
-@pytest.mark.parametrize("how", ["simple DEALLOCATE ALL", "extended DEALLOCATE ALL", "simple DISCARD ALL"])
+@pytest.mark.parametrize("how", ["simple DEALLOCATE ALL", "extended DEALLOCATE ALL", "simple DISCARD ALL",
+                                 "simple SELECT 1; DEALLOCATE ALL", "simple deallocate \t all"])
 def test_deallocate_all_forgets_the_clients_statements(tidepool, how):
     """DEALLOCATE ALL / DISCARD ALL empty the client's names (however they are sent) and the
     server's cache: the name can be prepared again, another client's statement of the same text is
@@ -179,6 +180,42 @@ def test_deallocate_all_forgets_the_clients_statements(tidepool, how):
         assert _closed_by_pooler(c1, c1.pgconn.exec_prepared(b"s", []))
         assert c2.pgconn.exec_prepared(b"s", []).get_value(0, 0) == b"7"
     assert "prepared statement did not exist" in d.log()
+
+
+@pytest.mark.tidepool_only(reason="needs prepared statement tracking")
+def test_deallocate_all_keeps_what_is_parsed_after_it(tidepool):
+    """A DEALLOCATE ALL recognised only by its CommandComplete (in a query of several statements)
+    with a Parse pipelined behind it: the server keeps that one statement, and forgets the rest,
+    as PostgreSQL does. (PgBouncer 1.25.2 forgets the pipelined name too and disconnects the
+    client when it binds it.)"""
+    d = tidepool({"pool_mode": "transaction", "default_pool_size": "1"})
+
+    def msg(t, body=b""):
+        return t + struct.pack("!I", len(body) + 4) + body
+
+    def until_ready(raw):
+        seen = []
+        while not seen or seen[-1][0] != b"Z":
+            seen.append(raw.read_msg())
+        return seen
+
+    def run(raw, name):
+        raw.sock.sendall(msg(b"B", b"\0" + name + b"\0\0\0\0\0\0\0") + msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
+        return [body for t, body in until_ready(raw) if t in (b"D", b"E")]
+
+    with pg3(d) as other:
+        assert other.pgconn.prepare(b"old", b"SELECT 'old'").status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert other.pgconn.exec_prepared(b"old", []).get_value(0, 0) == b"old"
+        raw = _raw_logged_in(d)
+        raw.sock.sendall(msg(b"Q", b"SELECT 1; DEALLOCATE ALL\0") + msg(b"P", b"new\0SELECT 'new'\0\0\0")
+                         + msg(b"S"))
+        types = [t for t, _ in until_ready(raw)] + [t for t, _ in until_ready(raw)]
+        assert b"E" not in types, types
+        assert run(raw, b"new") == [b"\0\1\0\0\0\3new"]  # still on the server: not parsed again
+        assert other.pgconn.exec_prepared(b"old", []).get_value(0, 0) == b"old"  # parsed again
+        assert run(raw, b"new") == [b"\0\1\0\0\0\3new"]
+        raw.sock.close()
+    assert "already exists" not in d.log()
 
 
 @pytest.mark.tidepool_only(reason="needs prepared statement tracking")
