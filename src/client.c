@@ -667,7 +667,7 @@ static bool handle_client_packet(Client *c, PktHdr *pkt)
 		}
 		c->request_time = now_usec();
 		if (c->state != CL_WAITING && ps_client_prepare_local(c, pkt))
-			return true;
+			return c->state != CL_JUSTFREE;
 		if (!pool_find_server(c))
 			return false;
 		s = c->link;
@@ -685,6 +685,8 @@ static bool handle_client_packet(Client *c, PktHdr *pkt)
 		if (!ps_client_packet(c, s, pkt))
 			return false;
 	} else {
+		if (pkt->type == 'Q' && ps_tracking(s))
+			ps_client_simple_query(c, s, pkt);
 		sbuf_prepare_send(&c->sb, &s->sb, pkt->len);
 	}
 	note_request(c, s, pkt->type);

@@ -688,6 +688,8 @@ static bool handle_internal_reply(Server *s, PktHdr *pkt)
 static bool handle_linked_packet(Server *s, PktHdr *pkt)
 {
 	Client *c = s->link;
+	if (pkt->type == 'C' && ps_tracking(s))
+		ps_server_command_complete(s, pkt);
 	bool forward = s->ps ? ps_server_reply(s, pkt) : true;
 	if (pkt->type == 'Z')
 		return handle_ready(s, pkt);

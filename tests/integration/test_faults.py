@@ -740,7 +740,9 @@ def test_reparse_of_a_prepared_statement_after_its_server_went(tidepool, how):
     query, or the server connection reaches server_lifetime), and the client sends the same
     Parse again. prepared.c client_put() dropped the client's old reference first, freeing the
     statement when nobody else held it, then referenced it again: use after free, and a double
-    free ("free(): double free detected in tcache 2", SIGABRT) that took every client down."""
+    free ("free(): double free detected in tcache 2", SIGABRT) that took every client down.
+    A name in use is now refused (as PgBouncer does), so the client Closes s1 before each new
+    Parse; the last Parse without a Close disconnects that client only."""
     settings = {"pool_mode": "transaction", "max_prepared_statements": "100"}
     if how == "reset_query_always":
         settings.update({"server_reset_query": "DISCARD ALL", "server_reset_query_always": "1"})
@@ -752,7 +754,10 @@ def test_reparse_of_a_prepared_statement_after_its_server_went(tidepool, how):
     parse = _ext(b"P", b"s1\0SELECT 41 + $1::int\0\0\0")
     got = []
     try:
-        for _ in range(3):
+        for i in range(3):
+            if i:
+                c.sock.sendall(_ext(b"C", b"Ss1\0") + _ext(b"S"))
+                _until_ready(c)
             c.sock.sendall(parse + _ext(b"S"))
             got.append(_until_ready(c))
             if how == "server_lifetime":
@@ -771,6 +776,12 @@ def test_reparse_of_a_prepared_statement_after_its_server_went(tidepool, how):
         # ...and closing it is clean
         c.sock.sendall(_ext(b"C", b"Ss1\0") + _ext(b"S"))
         _until_ready(c)
+        # Parse of a name still in use: only this client goes
+        c.sock.sendall(parse + _ext(b"S"))
+        _until_ready(c)
+        c.sock.sendall(parse + _ext(b"S"))
+        with pytest.raises((ConnectionError, OSError)):
+            _until_ready(c)
         c.close()
     except (ConnectionError, OSError) as e:
         rows = [f"connection lost: {e}"]
