@@ -758,6 +758,13 @@ static bool cmd_set(Client *c, const char *key, const char *value)
 		log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "%s", err);
 		admin_write_message(&pb, 'N', "WARNING", "01000", err, NULL);
 	}
+	/* The value is kept even when the contexts cannot be built yet: a certificate and its
+	 * key are SET one after the other, and only the pair is valid. */
+	if ((s->flags & SETTING_TLS) && app_apply_tls(app, err, sizeof(err)) < 0) {
+		log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "%s", err);
+		admin_write_message(&pb, 'N', "NOTICE", "00000",
+		                    "TLS settings could not be applied, still using old configuration", NULL);
+	}
 	snprintf(tag, sizeof(tag), "SET %s=%s", key, value);
 	return admin_send_result(c, &pb, tag);
 }

@@ -52,8 +52,7 @@ int app_reload(App *app, char *err, size_t errlen)
 	}
 	auth_commit();
 	if (tls_server_changed)
-		for (int i = 0; i < app->n_workers; i++) /* PgBouncer: TLS changes trigger RECONNECT */
-			app_reconnect_all_servers(app->workers[i]);
+		app_tls_server_changed(app);
 	/* Settings that only take effect at start keep their running value, said out loud. */
 	for (int i = 0; i < config_n_settings; i++) {
 		const Setting *s = &config_settings[i];
@@ -86,6 +85,28 @@ int app_reload(App *app, char *err, size_t errlen)
 	config_free(old);
 	if (old_ul)
 		userlist_free(old_ul);
+	return 0;
+}
+
+/* The server-side TLS settings changed: every server connection is replaced (as RECONNECT
+ * does), and a login failure seen with the old settings no longer holds clients back. */
+void app_tls_server_changed(App *app)
+{
+	List *item;
+	for (int i = 0; i < app->n_workers; i++) {
+		app_reconnect_all_servers(app->workers[i]);
+		LIST_FOREACH (item, &app->workers[i]->pools)
+			LIST_CONTAINER(item, Pool, head)->last_login_fail = 0;
+	}
+}
+
+int app_apply_tls(App *app, char *err, size_t errlen)
+{
+	bool server_changed = false;
+	if (tls_configure(app->cf, &server_changed, err, errlen) < 0)
+		return -1;
+	if (server_changed)
+		app_tls_server_changed(app);
 	return 0;
 }
 

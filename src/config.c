@@ -20,6 +20,7 @@ static const char *const sslmode_names[] = {"disable",   "allow",       "prefer"
 static const char *const load_balance_names[] = {"round-robin", "disable", NULL};
 
 #define NR   SETTING_NO_RELOAD
+#define TLS  SETTING_TLS
 #define YES  SUPPORT_YES
 #define ERR  SUPPORT_NO_ERROR
 #define WARN SUPPORT_NO_WARN
@@ -55,15 +56,15 @@ const Setting config_settings[] = {
     S(cancel_wait_timeout, USEC, "10.0", 0, YES, NULL, "longest wait to forward a cancel request"),
     S(client_idle_timeout, USEC, "0.0", 0, YES, NULL, "close clients idle longer than this (0 = never)"),
     S(client_login_timeout, USEC, "60.0", 0, YES, NULL, "a client must finish logging in within this"),
-    S(client_tls13_ciphers, STR, "", 0, YES, NULL, "TLS 1.3 cipher suites for client connections"),
-    S(client_tls_ca_file, STR, NULL, 0, YES, NULL, "CA file to verify client certificates"),
-    S(client_tls_cert_file, STR, NULL, 0, YES, NULL, "certificate presented to clients"),
-    S(client_tls_ciphers, STR, "default", 0, YES, NULL, "OpenSSL cipher list for client connections"),
-    S(client_tls_dheparams, STR, "auto", 0, YES, NULL, "DHE key exchange for client connections"),
-    S(client_tls_ecdhcurve, STR, "auto", 0, YES, NULL, "ECDH curve for client connections"),
-    S(client_tls_key_file, STR, NULL, 0, YES, NULL, "private key for client_tls_cert_file"),
-    S(client_tls_protocols, STR, "secure", 0, YES, NULL, "TLS versions allowed for client connections"),
-    S(client_tls_sslmode, STR, "disable", 0, YES, sslmode_names, "TLS mode for client connections"),
+    S(client_tls13_ciphers, STR, "", TLS, YES, NULL, "TLS 1.3 cipher suites for client connections"),
+    S(client_tls_ca_file, STR, NULL, TLS, YES, NULL, "CA file to verify client certificates"),
+    S(client_tls_cert_file, STR, NULL, TLS, YES, NULL, "certificate presented to clients"),
+    S(client_tls_ciphers, STR, "default", TLS, YES, NULL, "OpenSSL cipher list for client connections"),
+    S(client_tls_dheparams, STR, "auto", TLS, YES, NULL, "DHE key exchange for client connections"),
+    S(client_tls_ecdhcurve, STR, "auto", TLS, YES, NULL, "ECDH curve for client connections"),
+    S(client_tls_key_file, STR, NULL, TLS, YES, NULL, "private key for client_tls_cert_file"),
+    S(client_tls_protocols, STR, "secure", TLS, YES, NULL, "TLS versions allowed for client connections"),
+    S(client_tls_sslmode, STR, "disable", TLS, YES, sslmode_names, "TLS mode for client connections"),
     S(conffile, STR, NULL, 0, YES, NULL, "configuration file read again by RELOAD"),
     S(default_pool_size, INT, "20", 0, YES, NULL, "server connections per (database, user) pool"),
     S(disable_pqexec, BOOL, "0", NR, WARN, NULL, "reject the simple query protocol"),
@@ -119,13 +120,13 @@ const Setting config_settings[] = {
     S(server_reset_query, STR, "DISCARD ALL", 0, YES, NULL, "query run when a server is released"),
     S(server_reset_query_always, BOOL, "0", 0, YES, NULL, "run server_reset_query in every pool mode"),
     S(server_round_robin, BOOL, "0", 0, YES, NULL, "reuse servers round-robin instead of most recent first"),
-    S(server_tls13_ciphers, STR, "", 0, YES, NULL, "TLS 1.3 cipher suites towards PostgreSQL"),
-    S(server_tls_ca_file, STR, NULL, 0, YES, NULL, "CA file to verify the PostgreSQL server"),
-    S(server_tls_cert_file, STR, NULL, 0, YES, NULL, "client certificate presented to PostgreSQL"),
-    S(server_tls_ciphers, STR, "default", 0, YES, NULL, "OpenSSL cipher list towards PostgreSQL"),
-    S(server_tls_key_file, STR, NULL, 0, YES, NULL, "private key for server_tls_cert_file"),
-    S(server_tls_protocols, STR, "secure", 0, YES, NULL, "TLS versions allowed towards PostgreSQL"),
-    S(server_tls_sslmode, STR, "prefer", 0, YES, sslmode_names, "TLS mode towards PostgreSQL"),
+    S(server_tls13_ciphers, STR, "", TLS, YES, NULL, "TLS 1.3 cipher suites towards PostgreSQL"),
+    S(server_tls_ca_file, STR, NULL, TLS, YES, NULL, "CA file to verify the PostgreSQL server"),
+    S(server_tls_cert_file, STR, NULL, TLS, YES, NULL, "client certificate presented to PostgreSQL"),
+    S(server_tls_ciphers, STR, "default", TLS, YES, NULL, "OpenSSL cipher list towards PostgreSQL"),
+    S(server_tls_key_file, STR, NULL, TLS, YES, NULL, "private key for server_tls_cert_file"),
+    S(server_tls_protocols, STR, "secure", TLS, YES, NULL, "TLS versions allowed towards PostgreSQL"),
+    S(server_tls_sslmode, STR, "prefer", TLS, YES, sslmode_names, "TLS mode towards PostgreSQL"),
     S(service_name, STR, "pgbouncer", NR, YES, NULL, "service name (Windows)"),
     S(so_reuseport, BOOL, "0", NR, WARN, NULL, "set SO_REUSEPORT on listening sockets"),
     S(stats_period, USEC, "60", 0, YES, NULL, "statistics averaging and logging period"),

@@ -106,6 +106,18 @@ static void server_host_failed(Server *s)
 		db->host_rr_index++;
 }
 
+/* True if the pool has a logged-in server that is not about to be replaced (RECONNECT). */
+static bool pool_has_usable_server(const Pool *p)
+{
+	const List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->active_servers};
+	const List *item;
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		LIST_FOREACH (item, lists[i])
+			if (!LIST_CONTAINER(item, Server, head)->close_needed)
+				return true;
+	return false;
+}
+
 /* Record why a login failed so clients can be told (server_login_retry). */
 static void login_failed(Server *s, const char *why, const char *sqlstate, bool forward)
 {
@@ -115,11 +127,13 @@ static void login_failed(Server *s, const char *why, const char *sqlstate, bool 
 	p->last_login_fail = now_usec();
 	p->last_login_sqlstate_is_starting = sqlstate && strcmp(sqlstate, "57P03") == 0;
 	if (forward && !p->last_login_sqlstate_is_starting) {
-		/* PostgreSQL's own error (e.g. 3D000) is what the waiting login clients see. */
+		/* PostgreSQL's own error (e.g. 3D000) is what the waiting login clients see, and,
+		 * when no usable server is left to wait for, the clients waiting for a server too. */
+		bool all = !pool_has_usable_server(p);
 		List *item, *tmp;
 		LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
 			Client *c = LIST_CONTAINER(item, Client, head);
-			if (c->state != CL_WAITING_LOGIN)
+			if (c->state != CL_WAITING_LOGIN && !(all && c->state == CL_WAITING))
 				continue;
 			if (app->cf->log_pooler_errors)
 				log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c),
@@ -763,8 +777,8 @@ static void on_server_tls(SBuf *sb, bool ok, const char *err)
 		log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "%s", msg);
 		if (s->is_cancel)
 			server_close(s, msg);
-		else
-			login_failed(s, msg, NULL, true);
+		else /* like a server that went away: clients keep waiting for a retry */
+			login_failed(s, msg, NULL, false);
 		return;
 	}
 	tls_describe(sb, s->tls, sizeof(s->tls));
