@@ -323,8 +323,8 @@ static int close_needed_count(App *app, const char *name)
 			Pool *p = LIST_CONTAINER(pi, Pool, head);
 			if (!db_matches(p->db, name))
 				continue;
-			List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers,
-			                 &p->tested_servers, &p->new_servers};
+			List *lists[] = {&p->active_servers, &p->idle_servers,      &p->used_servers,
+			                 &p->tested_servers, &p->canceling_servers, &p->new_servers};
 			for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 				LIST_FOREACH (si, lists[i])
 					n += LIST_CONTAINER(si, Server, head)->close_needed;
@@ -409,9 +409,9 @@ static void for_each_socket_of(Worker *w, void (*fn)(SBuf *sb))
 		for (size_t i = 0; i < 2; i++)
 			LIST_FOREACH (item, lists[i])
 				ADD_SB(&LIST_CONTAINER(item, Client, head)->sb);
-		List *slists[] = {&p->active_servers, &p->idle_servers, &p->used_servers, &p->tested_servers,
-		                  &p->new_servers};
-		for (size_t i = 0; i < 5; i++)
+		List *slists[] = {&p->active_servers, &p->idle_servers,      &p->used_servers,
+		                  &p->tested_servers, &p->canceling_servers, &p->new_servers};
+		for (size_t i = 0; i < sizeof(slists) / sizeof(slists[0]); i++)
 			LIST_FOREACH (item, slists[i])
 				ADD_SB(&LIST_CONTAINER(item, Server, head)->sb);
 	}
@@ -918,6 +918,7 @@ static void kill_db(App *app, const char *name)
 			close_server_list(&p->idle_servers, "database removed");
 			close_server_list(&p->used_servers, "database removed");
 			close_server_list(&p->tested_servers, "database removed");
+			close_server_list(&p->canceling_servers, "database removed");
 			close_server_list(&p->new_servers, "database removed");
 		}
 }
@@ -1024,9 +1025,9 @@ static void mark_close_needed(App *app, const char *name)
 			Pool *p = LIST_CONTAINER(pi, Pool, head);
 			if (!db_matches(p->db, name))
 				continue;
-			List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers,
-			                 &p->tested_servers, &p->new_servers};
-			for (size_t i = 0; i < 5; i++)
+			List *lists[] = {&p->active_servers, &p->idle_servers,      &p->used_servers,
+			                 &p->tested_servers, &p->canceling_servers, &p->new_servers};
+			for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 				LIST_FOREACH (si, lists[i])
 					LIST_CONTAINER(si, Server, head)->close_needed = true;
 		}

@@ -542,7 +542,7 @@ static int show_pools(Client *c)
 		Pool *p = pools[i];
 		usec_t oldest = 0;
 		int cl_active = 0, cl_waiting = 0, sv_active = 0, sv_cancel = 0, sv_idle = 0, sv_used = 0,
-		    sv_tested = 0, sv_login = 0;
+		    sv_tested = 0, sv_login = 0, sv_canceled = 0;
 		for (int k = i; k < end; k++) {
 			Pool *q = pools[k];
 			List *item;
@@ -558,12 +558,13 @@ static int show_pools(Client *c)
 			sv_idle += list_count(&q->idle_servers);
 			sv_used += list_count(&q->used_servers);
 			sv_tested += list_count(&q->tested_servers);
+			sv_canceled += list_count(&q->canceling_servers);
 			sv_login += list_count(&q->new_servers);
 		}
 		i = end;
 		usec_t maxwait = oldest ? now - oldest : 0;
 		admin_data_row(&pb, types, p->db->name, p->user->name, cl_active, cl_waiting, 0, 0, sv_active,
-		               sv_cancel, 0, sv_idle, sv_used, sv_tested, sv_login,
+		               sv_cancel, sv_canceled, sv_idle, sv_used, sv_tested, sv_login,
 		               (int)(maxwait / USEC_PER_SEC), (int)(maxwait % USEC_PER_SEC),
 		               config_pool_mode_name(pool_mode_of(p, cf)), lb_hosts_of(cf, p->db));
 	}
@@ -753,6 +754,7 @@ static int show_servers(Client *c)
 		server_list_rows(&pb, &p->idle_servers, "idle", false, false, NULL);
 		server_list_rows(&pb, &p->used_servers, "used", false, false, NULL);
 		server_list_rows(&pb, &p->tested_servers, "tested", false, false, NULL);
+		server_list_rows(&pb, &p->canceling_servers, "being_canceled", false, false, NULL);
 		server_list_rows(&pb, &p->new_servers, "new", false, false, NULL);
 		if (!p->db->console)
 			server_list_rows(&pb, &p->w->cancel_servers, "active_cancel", false, false, p);
@@ -776,6 +778,7 @@ static int show_sockets_common(Client *c, bool only_busy)
 		server_list_rows(&pb, &p->idle_servers, "sv_idle", true, only_busy, NULL);
 		server_list_rows(&pb, &p->used_servers, "sv_used", true, only_busy, NULL);
 		server_list_rows(&pb, &p->tested_servers, "sv_tested", true, only_busy, NULL);
+		server_list_rows(&pb, &p->canceling_servers, "sv_being_canceled", true, only_busy, NULL);
 		server_list_rows(&pb, &p->new_servers, "sv_login", true, only_busy, NULL);
 	}
 	for (int k = 0; k < c->w->app->n_workers; k++)

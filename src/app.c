@@ -126,9 +126,9 @@ void app_reconnect_all_servers(Worker *w)
 	List *pi, *si;
 	LIST_FOREACH (pi, &w->pools) {
 		Pool *p = LIST_CONTAINER(pi, Pool, head);
-		List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->new_servers,
-		                 &p->active_servers};
-		for (size_t i = 0; i < 5; i++)
+		List *lists[] = {&p->idle_servers, &p->used_servers,   &p->tested_servers,
+		                 &p->new_servers,  &p->active_servers, &p->canceling_servers};
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 			LIST_FOREACH (si, lists[i])
 				LIST_CONTAINER(si, Server, head)->close_needed = true;
 	}
@@ -139,9 +139,9 @@ void app_close_all_servers(Worker *w, const char *reason)
 	List *pi, *si, *tmp;
 	LIST_FOREACH (pi, &w->pools) {
 		Pool *p = LIST_CONTAINER(pi, Pool, head);
-		List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->new_servers,
-		                 &p->active_servers};
-		for (size_t i = 0; i < 5; i++)
+		List *lists[] = {&p->idle_servers, &p->used_servers,   &p->tested_servers,
+		                 &p->new_servers,  &p->active_servers, &p->canceling_servers};
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 			LIST_FOREACH_SAFE (si, tmp, lists[i])
 				server_close(LIST_CONTAINER(si, Server, head), reason);
 	}

@@ -153,6 +153,9 @@ void server_set_state(Server *s, ServerState st)
 	case SV_TESTED:
 		list_append(&p->tested_servers, &s->head);
 		break;
+	case SV_BEING_CANCELED:
+		list_append(&p->canceling_servers, &s->head);
+		break;
 	case SV_JUSTFREE:
 		list_append(&s->w->justfree_servers, &s->head);
 		break;
@@ -186,8 +189,8 @@ static void mark_servers_close_needed(Worker *w, Database *db)
 		Pool *p = LIST_CONTAINER(pi, Pool, head);
 		if (p->db != db)
 			continue;
-		List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers, &p->tested_servers,
-		                 &p->new_servers};
+		List *lists[] = {&p->active_servers, &p->idle_servers,      &p->used_servers,
+		                 &p->tested_servers, &p->canceling_servers, &p->new_servers};
 		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 			LIST_FOREACH (si, lists[i])
 				LIST_CONTAINER(si, Server, head)->close_needed = true;
@@ -418,6 +421,7 @@ void pool_init(Pool *p, Worker *w, Database *db, User *user, Shared *sh)
 	list_init(&p->idle_servers);
 	list_init(&p->used_servers);
 	list_init(&p->tested_servers);
+	list_init(&p->canceling_servers);
 	list_init(&p->new_servers);
 	p->w = w;
 	p->db = db;
@@ -719,6 +723,11 @@ void pool_server_ready(Server *s)
 	Pool *p = s->pool;
 	App *app = s->w->app;
 	usec_t now = now_usec();
+	if (s->cancels_in_flight > 0) {
+		/* released while cancel requests for it are still on their way: wait for them */
+		server_set_state(s, SV_BEING_CANCELED);
+		return;
+	}
 	if (s->close_needed) {
 		server_close(s, "obsolete connection");
 		return;
@@ -986,6 +995,7 @@ void pool_free_all(Worker *w)
 		free_server_list(&p->idle_servers);
 		free_server_list(&p->used_servers);
 		free_server_list(&p->tested_servers);
+		free_server_list(&p->canceling_servers);
 		free_server_list(&p->new_servers);
 	}
 	pool_reap(w);

@@ -109,7 +109,8 @@ static void server_host_failed(Server *s)
 /* True if the pool has a logged-in server that is not about to be replaced (RECONNECT). */
 static bool pool_has_usable_server(const Pool *p)
 {
-	const List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->active_servers};
+	const List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->active_servers,
+	                       &p->canceling_servers};
 	const List *item;
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 		LIST_FOREACH (item, lists[i])
@@ -268,6 +269,10 @@ void server_launch_cancel(Server *target, Client *requester)
 	if (!s)
 		return;
 	s->is_cancel = true;
+	/* until this connection is done, the target serves no other client (a late cancel must
+	 * not hit the next client's query) */
+	s->cancel_for = target;
+	target->cancels_in_flight++;
 	s->cancel_target_pid = target->backend_pid;
 	s->cancel_target_key = target->backend_key;
 	snprintf(s->addr, sizeof(s->addr), "%s", target->addr);
@@ -277,6 +282,30 @@ void server_launch_cancel(Server *target, Client *requester)
 	s->state = SV_LOGIN;
 	server_update_log_prefix(s);
 	on_connect_addr(s, (struct sockaddr *)&target->peer_sa, target->peer_salen);
+}
+
+/* A cancel connection is finished: its target may serve clients again. */
+static void cancel_done(Server *s)
+{
+	Server *t = s->cancel_for;
+	s->cancel_for = NULL;
+	if (!t)
+		return;
+	t->cancels_in_flight--;
+	if (t->cancels_in_flight == 0 && t->state == SV_BEING_CANCELED)
+		pool_server_ready(t);
+}
+
+/* The target goes first: its cancel connections must not point at it any more. */
+static void forget_cancels_for(Server *t)
+{
+	List *item;
+	LIST_FOREACH (item, &t->w->cancel_servers) {
+		Server *s = LIST_CONTAINER(item, Server, head);
+		if (s->cancel_for == t)
+			s->cancel_for = NULL;
+	}
+	t->cancels_in_flight = 0;
 }
 
 void server_close(Server *s, const char *reason)
@@ -304,6 +333,10 @@ void server_close(Server *s, const char *reason)
 	}
 	if (s->auth_req)
 		authquery_server_closed(s);
+	if (s->is_cancel)
+		cancel_done(s);
+	else if (s->cancels_in_flight > 0)
+		forget_cancels_for(s);
 	if (s->login_done && !s->is_cancel && s->sb.fd >= 0 && s->sb.out.len == 0) {
 		/* A polite goodbye; the socket is closed right after. */
 		static const char terminate[5] = {'X', 0, 0, 0, 4};
