@@ -42,6 +42,12 @@ static void check_pool_clients(Pool *p, usec_t now)
 			client_error_close(c, "08P01", "server shutting down");
 			continue;
 		}
+		/* query_timeout counts the wait for a server too (a server that cannot be reached) */
+		usec_t qt = user_or(c->user ? c->user->query_timeout : -1, cf->query_timeout);
+		if (qt > 0 && waited > qt) {
+			client_error_close(c, "08P01", "query_timeout");
+			continue;
+		}
 		if (cf->query_wait_timeout > 0 && waited > cf->query_wait_timeout) {
 			if (c->state == CL_WAITING_LOGIN && cf->client_login_timeout > 0 &&
 			    now - c->connect_time > cf->client_login_timeout)

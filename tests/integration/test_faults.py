@@ -213,6 +213,24 @@ def test_server_accepts_tcp_but_never_answers(tidepool, pg):
         hole.close()
 
 
+def test_query_timeout_covers_the_wait_for_an_unreachable_server(tidepool, pg):
+    """A client waiting for a server that never logs in is closed by query_timeout when that
+    comes before query_wait_timeout, with PgBouncer's message."""
+    hole = fh.BlackholeServer()
+    try:
+        dbs = {"blackhole": f"host=127.0.0.1 port={hole.port} dbname=x"}
+        d = tidepool({"server_connect_timeout": "1", "query_timeout": "2", "query_wait_timeout": "30"},
+                     databases=dbs)
+        t0 = time.monotonic()
+        with pytest.raises(WireError) as ei:
+            raw_login(d.port, APP_USER, "blackhole", APP_PASSWORD)
+        assert ei.value.message == "query_timeout", ei.value.fields
+        assert time.monotonic() - t0 < 10
+        d.wait_log(r"closing because: connect timeout")
+    finally:
+        hole.close()
+
+
 def test_dns_fails(tidepool, pg):
     dns = fh.FakeDNS(rcode=3)
     try:
