@@ -323,8 +323,8 @@ static int close_needed_count(App *app, const char *name)
 			Pool *p = LIST_CONTAINER(pi, Pool, head);
 			if (!db_matches(p->db, name))
 				continue;
-			List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers,
-			                 &p->tested_servers, &p->new_servers};
+			List *lists[] = {&p->active_servers, &p->idle_servers,      &p->used_servers,
+			                 &p->tested_servers, &p->canceling_servers, &p->new_servers};
 			for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 				LIST_FOREACH (si, lists[i])
 					n += LIST_CONTAINER(si, Server, head)->close_needed;
@@ -409,9 +409,9 @@ static void for_each_socket_of(Worker *w, void (*fn)(SBuf *sb))
 		for (size_t i = 0; i < 2; i++)
 			LIST_FOREACH (item, lists[i])
 				ADD_SB(&LIST_CONTAINER(item, Client, head)->sb);
-		List *slists[] = {&p->active_servers, &p->idle_servers, &p->used_servers, &p->tested_servers,
-		                  &p->new_servers};
-		for (size_t i = 0; i < 5; i++)
+		List *slists[] = {&p->active_servers, &p->idle_servers,      &p->used_servers,
+		                  &p->tested_servers, &p->canceling_servers, &p->new_servers};
+		for (size_t i = 0; i < sizeof(slists) / sizeof(slists[0]); i++)
 			LIST_FOREACH (item, slists[i])
 				ADD_SB(&LIST_CONTAINER(item, Server, head)->sb);
 	}
@@ -658,13 +658,9 @@ bool admin_login_done(Client *c)
 		c->user = pool_get_user(c->w, c->username);
 	c->db = admin_database(c->w);
 	c->pool = admin_pool(c->w);
-	c->db->client_count++;
-	shared_take(&c->db->sh->clients, 0);
-	if (c->user) {
-		c->user->client_count++;
-		shared_take(&c->user->sh->clients, 0);
-	}
-	c->counted = true;
+	/* the client limits hold on the console too, except for admin_users */
+	if (!client_take_slots(c, c->admin == ADMIN_FULL))
+		return false;
 
 	/* PgBouncer's fixed welcome for console clients. */
 	static const char *const params[][2] = {
@@ -756,10 +752,19 @@ static bool cmd_set(Client *c, const char *key, const char *value)
 		log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "%s", err);
 		return admin_error_reply(c, "08P01", "SET failed", err);
 	}
+	if (strcmp(s->name, "verbose") == 0)
+		app->log.verbose = app->cf->verbose; /* one verbosity, as -v and the setting in PgBouncer */
 	pktbuf_init_dynamic(&pb, 128);
 	if (err[0]) {
 		log_msg(&app->log, LOG_LEVEL_WARNING, NULL, "%s", err);
 		admin_write_message(&pb, 'N', "WARNING", "01000", err, NULL);
+	}
+	/* The value is kept even when the contexts cannot be built yet: a certificate and its
+	 * key are SET one after the other, and only the pair is valid. */
+	if ((s->flags & SETTING_TLS) && app_apply_tls(app, err, sizeof(err)) < 0) {
+		log_msg(&app->log, LOG_LEVEL_ERROR, NULL, "%s", err);
+		admin_write_message(&pb, 'N', "NOTICE", "00000",
+		                    "TLS settings could not be applied, still using old configuration", NULL);
 	}
 	snprintf(tag, sizeof(tag), "SET %s=%s", key, value);
 	return admin_send_result(c, &pb, tag);
@@ -914,6 +919,7 @@ static void kill_db(App *app, const char *name)
 			close_server_list(&p->idle_servers, "database removed");
 			close_server_list(&p->used_servers, "database removed");
 			close_server_list(&p->tested_servers, "database removed");
+			close_server_list(&p->canceling_servers, "database removed");
 			close_server_list(&p->new_servers, "database removed");
 		}
 }
@@ -1020,9 +1026,9 @@ static void mark_close_needed(App *app, const char *name)
 			Pool *p = LIST_CONTAINER(pi, Pool, head);
 			if (!db_matches(p->db, name))
 				continue;
-			List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers,
-			                 &p->tested_servers, &p->new_servers};
-			for (size_t i = 0; i < 5; i++)
+			List *lists[] = {&p->active_servers, &p->idle_servers,      &p->used_servers,
+			                 &p->tested_servers, &p->canceling_servers, &p->new_servers};
+			for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 				LIST_FOREACH (si, lists[i])
 					LIST_CONTAINER(si, Server, head)->close_needed = true;
 		}
@@ -1146,6 +1152,11 @@ bool admin_handle_packet(Client *c, PktHdr *pkt)
 		}
 		c->request_time = now_usec();
 		log_msg(&app->log, LOG_LEVEL_DEBUG, client_log_prefix(c), "got admin query: %s", q);
+		/* each console command is one query and one transaction of the console database */
+		Stats *st = &admin_database(c->w)->stats;
+		st->query_count++;
+		st->xact_count++;
+		st->client_bytes += pkt->len;
 		/* Console commands read and change every worker's objects. */
 		worker_stop_world(c->w);
 		bool ok = admin_exec(c, q);

@@ -222,13 +222,18 @@ static void admin_stats_refresh(evutil_socket_t fd, short what, void *arg)
 		s_snaps[i].older = s_snaps[i].newer;
 		memset(&s_snaps[i].newer, 0, sizeof(s_snaps[i].newer));
 	}
-	for (int w = 0; w < app->n_workers; w++)
+	for (int w = 0; w < app->n_workers; w++) {
 		LIST_FOREACH (item, &app->workers[w]->databases) {
 			Database *db = LIST_CONTAINER(item, Database, head);
 			DbSnap *s = snap_for(db->name, true);
 			if (s)
 				stats_add(&s->newer, &db->stats);
 		}
+		Database *console = admin_database(app->workers[w]);
+		DbSnap *s = console ? snap_for(console->name, true) : NULL;
+		if (s)
+			stats_add(&s->newer, &console->stats);
+	}
 	worker_resume_world(app->workers[0]);
 	arm_stats_timer(app);
 }
@@ -260,13 +265,18 @@ void admin_stats_for(App *app, const char *dbname, Stats *total, Stats *avg)
 	List *item;
 	memset(total, 0, sizeof(*total));
 	memset(&older, 0, sizeof(older));
-	for (int w = 0; w < app->n_workers; w++)
+	for (int w = 0; w < app->n_workers; w++) {
 		LIST_FOREACH (item, &app->workers[w]->databases) {
 			Database *db = LIST_CONTAINER(item, Database, head);
 			if (dbname && strcmp(db->name, dbname) != 0)
 				continue;
 			stats_add(total, &db->stats);
 		}
+		/* the console counts its commands too (SHOW TOTALS includes them, as PgBouncer) */
+		Database *console = admin_database(app->workers[w]);
+		if (console && (!dbname || strcmp(console->name, dbname) == 0))
+			stats_add(total, &console->stats);
+	}
 	for (int i = 0; i < s_nsnaps; i++)
 		if (!dbname || strcmp(s_snaps[i].name, dbname) == 0)
 			stats_add(&older, &s_snaps[i].older);
@@ -532,7 +542,7 @@ static int show_pools(Client *c)
 		Pool *p = pools[i];
 		usec_t oldest = 0;
 		int cl_active = 0, cl_waiting = 0, sv_active = 0, sv_cancel = 0, sv_idle = 0, sv_used = 0,
-		    sv_tested = 0, sv_login = 0;
+		    sv_tested = 0, sv_login = 0, sv_canceled = 0;
 		for (int k = i; k < end; k++) {
 			Pool *q = pools[k];
 			List *item;
@@ -548,12 +558,13 @@ static int show_pools(Client *c)
 			sv_idle += list_count(&q->idle_servers);
 			sv_used += list_count(&q->used_servers);
 			sv_tested += list_count(&q->tested_servers);
+			sv_canceled += list_count(&q->canceling_servers);
 			sv_login += list_count(&q->new_servers);
 		}
 		i = end;
 		usec_t maxwait = oldest ? now - oldest : 0;
 		admin_data_row(&pb, types, p->db->name, p->user->name, cl_active, cl_waiting, 0, 0, sv_active,
-		               sv_cancel, 0, sv_idle, sv_used, sv_tested, sv_login,
+		               sv_cancel, sv_canceled, sv_idle, sv_used, sv_tested, sv_login,
 		               (int)(maxwait / USEC_PER_SEC), (int)(maxwait % USEC_PER_SEC),
 		               config_pool_mode_name(pool_mode_of(p, cf)), lb_hosts_of(cf, p->db));
 	}
@@ -743,6 +754,7 @@ static int show_servers(Client *c)
 		server_list_rows(&pb, &p->idle_servers, "idle", false, false, NULL);
 		server_list_rows(&pb, &p->used_servers, "used", false, false, NULL);
 		server_list_rows(&pb, &p->tested_servers, "tested", false, false, NULL);
+		server_list_rows(&pb, &p->canceling_servers, "being_canceled", false, false, NULL);
 		server_list_rows(&pb, &p->new_servers, "new", false, false, NULL);
 		if (!p->db->console)
 			server_list_rows(&pb, &p->w->cancel_servers, "active_cancel", false, false, p);
@@ -766,6 +778,7 @@ static int show_sockets_common(Client *c, bool only_busy)
 		server_list_rows(&pb, &p->idle_servers, "sv_idle", true, only_busy, NULL);
 		server_list_rows(&pb, &p->used_servers, "sv_used", true, only_busy, NULL);
 		server_list_rows(&pb, &p->tested_servers, "sv_tested", true, only_busy, NULL);
+		server_list_rows(&pb, &p->canceling_servers, "sv_being_canceled", true, only_busy, NULL);
 		server_list_rows(&pb, &p->new_servers, "sv_login", true, only_busy, NULL);
 	}
 	for (int k = 0; k < c->w->app->n_workers; k++)
@@ -1160,8 +1173,7 @@ static int show_stats_kind(Client *c, int kind)
 		Stats total, avg;
 		memset(&total, 0, sizeof(total));
 		memset(&avg, 0, sizeof(avg));
-		if (!dbs[i]->console)
-			admin_stats_for(app, dbs[i]->name, &total, &avg);
+		admin_stats_for(app, dbs[i]->name, &total, &avg);
 		if (kind == 0)
 			admin_data_row(&pb, t23, dbs[i]->name, STAT_VALUES(total), STAT_VALUES(avg));
 		else if (kind == 1)

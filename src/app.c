@@ -52,8 +52,7 @@ int app_reload(App *app, char *err, size_t errlen)
 	}
 	auth_commit();
 	if (tls_server_changed)
-		for (int i = 0; i < app->n_workers; i++) /* PgBouncer: TLS changes trigger RECONNECT */
-			app_reconnect_all_servers(app->workers[i]);
+		app_tls_server_changed(app);
 	/* Settings that only take effect at start keep their running value, said out loud. */
 	for (int i = 0; i < config_n_settings; i++) {
 		const Setting *s = &config_settings[i];
@@ -89,6 +88,28 @@ int app_reload(App *app, char *err, size_t errlen)
 	return 0;
 }
 
+/* The server-side TLS settings changed: every server connection is replaced (as RECONNECT
+ * does), and a login failure seen with the old settings no longer holds clients back. */
+void app_tls_server_changed(App *app)
+{
+	List *item;
+	for (int i = 0; i < app->n_workers; i++) {
+		app_reconnect_all_servers(app->workers[i]);
+		LIST_FOREACH (item, &app->workers[i]->pools)
+			LIST_CONTAINER(item, Pool, head)->last_login_fail = 0;
+	}
+}
+
+int app_apply_tls(App *app, char *err, size_t errlen)
+{
+	bool server_changed = false;
+	if (tls_configure(app->cf, &server_changed, err, errlen) < 0)
+		return -1;
+	if (server_changed)
+		app_tls_server_changed(app);
+	return 0;
+}
+
 static int count_linked_servers(Worker *w)
 {
 	int n = 0;
@@ -105,9 +126,9 @@ void app_reconnect_all_servers(Worker *w)
 	List *pi, *si;
 	LIST_FOREACH (pi, &w->pools) {
 		Pool *p = LIST_CONTAINER(pi, Pool, head);
-		List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->new_servers,
-		                 &p->active_servers};
-		for (size_t i = 0; i < 5; i++)
+		List *lists[] = {&p->idle_servers, &p->used_servers,   &p->tested_servers,
+		                 &p->new_servers,  &p->active_servers, &p->canceling_servers};
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 			LIST_FOREACH (si, lists[i])
 				LIST_CONTAINER(si, Server, head)->close_needed = true;
 	}
@@ -118,9 +139,9 @@ void app_close_all_servers(Worker *w, const char *reason)
 	List *pi, *si, *tmp;
 	LIST_FOREACH (pi, &w->pools) {
 		Pool *p = LIST_CONTAINER(pi, Pool, head);
-		List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->new_servers,
-		                 &p->active_servers};
-		for (size_t i = 0; i < 5; i++)
+		List *lists[] = {&p->idle_servers, &p->used_servers,   &p->tested_servers,
+		                 &p->new_servers,  &p->active_servers, &p->canceling_servers};
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 			LIST_FOREACH_SAFE (si, tmp, lists[i])
 				server_close(LIST_CONTAINER(si, Server, head), reason);
 	}

@@ -98,6 +98,10 @@ void app_on_stats(evutil_socket_t fd, short what, void *arg);
 void app_close_all_servers(Worker *w, const char *reason);
 /* Mark every server to be closed once released (RECONNECT), e.g. after TLS settings changed. */
 void app_reconnect_all_servers(Worker *w);
+void app_tls_server_changed(App *app);
+/* Rebuild the TLS contexts from the running configuration (SET of a TLS setting). On error
+ * (-1 with err) the previous contexts stay in use. */
+int app_apply_tls(App *app, char *err, size_t errlen);
 /* The TCP options of the current config. */
 void app_sock_opts(const App *app, SockOpts *o);
 

@@ -1,5 +1,6 @@
 /* client.c: client connections: startup packet, login, and forwarding queries to a server. */
 #include "client.h"
+#include "pgoptions.h"
 #include "worker.h"
 
 #include <arpa/inet.h>
@@ -266,6 +267,57 @@ static void handle_cancel(Client *c, uint32_t pid, uint32_t key)
 	client_close(c, "cancel request");
 }
 
+/* One "-c name=value" of the options startup parameter: what a startup parameter of that
+ * name would do (tracked: kept for the client; in ignore_startup_parameters: dropped), and the
+ * rest is refused, unless all of options is ignored. 1 refuses (name in ctx->bad), 2 is out of
+ * memory. */
+typedef struct StartupOptions {
+	Client *c;
+	bool ignore_unknown; /* "options" itself is in ignore_startup_parameters */
+	char bad[64];
+} StartupOptions;
+
+static int take_startup_option(void *arg, const char *name, const char *value)
+{
+	StartupOptions *so = arg;
+	Client *c = so->c;
+	App *app = c->w->app;
+	int vi = var_index(c->w, name);
+	if (vi >= 0)
+		return client_set_var(c, vi, value) ? 0 : 2;
+	if (so->ignore_unknown || name_in_list(app->cf->ignore_startup_parameters, name)) {
+		log_msg(&app->log, LOG_LEVEL_DEBUG, client_log_prefix(c), "ignoring startup option: %s=%s",
+		        name, value);
+		return 0;
+	}
+	snprintf(so->bad, sizeof(so->bad), "%s", name);
+	return 1;
+}
+
+/* The options startup parameter: false if the client was refused and closed. */
+static bool handle_startup_options(Client *c, const char *val)
+{
+	StartupOptions so = {c, name_in_list(c->w->app->cf->ignore_startup_parameters, "options"), ""};
+	char msg[200];
+	switch (pgoptions_parse(val, take_startup_option, &so)) {
+	case 0:
+		return true;
+	case 1:
+		snprintf(msg, sizeof(msg), "unsupported startup parameter in options: %s", so.bad);
+		break;
+	case 2:
+		snprintf(msg, sizeof(msg), "out of memory");
+		break;
+	default:
+		if (so.ignore_unknown)
+			return true;
+		snprintf(msg, sizeof(msg), "%s", PGOPTIONS_BAD);
+		break;
+	}
+	client_error_close(c, "08P01", msg);
+	return false;
+}
+
 /* Parse the v3 StartupMessage parameters into the client. */
 static bool handle_startup_params(Client *c, PktReader *r)
 {
@@ -284,6 +336,9 @@ static bool handle_startup_params(Client *c, PktReader *r)
 			snprintf(c->username, sizeof(c->username), "%s", val);
 		} else if (strcmp(key, "database") == 0) {
 			snprintf(c->dbname, sizeof(c->dbname), "%s", val);
+		} else if (strcmp(key, "options") == 0) {
+			if (!handle_startup_options(c, val))
+				return false;
 		} else if (var_index(c->w, key) >= 0) {
 			if (!client_set_var(c, var_index(c->w, key), val)) {
 				client_error_close(c, "08P01", "out of memory");
@@ -351,6 +406,13 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 {
 	App *app = c->w->app;
 	PktReader r;
+	/* A startup packet may be larger than pkt_buf (long options): wait for all of it; the
+	 * header parser already capped its length. */
+	if (pkt->avail < pkt->len) {
+		if (!sbuf_require(&c->sb, pkt->len))
+			client_error_close(c, "08P01", "startup packet too long");
+		return false;
+	}
 	proto_reader_init(&r, pkt);
 	uint32_t code = proto_get_int32(&r);
 	sbuf_prepare_skip(&c->sb, pkt->len);
@@ -494,9 +556,34 @@ void client_welcome_ready(Pool *p)
 	}
 }
 
+bool client_take_slots(Client *c, bool exempt)
+{
+	const Config *cf = c->w->app->cf;
+	int db_max = c->db->max_db_client_connections >= 0 ? c->db->max_db_client_connections
+	                                                   : cf->max_db_client_connections;
+	if (!shared_take(&c->db->sh->clients, exempt ? 0 : db_max)) {
+		client_error_close(c, "08P01", "client connections exceeded (max_db_client_connections)");
+		return false;
+	}
+	if (c->user) {
+		int user_max = c->user->max_user_client_connections >= 0
+		                   ? c->user->max_user_client_connections
+		                   : cf->max_user_client_connections;
+		if (!shared_take(&c->user->sh->clients, exempt ? 0 : user_max)) {
+			shared_put(&c->db->sh->clients);
+			client_error_close(c, "08P01",
+			                   "client connections exceeded (max_user_client_connections)");
+			return false;
+		}
+		c->user->client_count++;
+	}
+	c->db->client_count++;
+	c->counted = true;
+	return true;
+}
+
 bool client_login_done(Client *c)
 {
-	App *app = c->w->app;
 	char msg[200];
 	if (admin_is_console_db(c->dbname))
 		return admin_login_done(c);
@@ -517,22 +604,8 @@ bool client_login_done(Client *c)
 		pool_user = pool_get_user(c->w, c->username);
 	if (!c->user)
 		c->user = pool_get_user(c->w, c->username);
-	int db_max = c->db->max_db_client_connections >= 0 ? c->db->max_db_client_connections
-	                                                   : app->cf->max_db_client_connections;
-	if (!shared_take(&c->db->sh->clients, db_max)) {
-		client_error_close(c, "08P01", "client connections exceeded (max_db_client_connections)");
+	if (!client_take_slots(c, false))
 		return false;
-	}
-	int user_max = c->user->max_user_client_connections >= 0 ? c->user->max_user_client_connections
-	                                                         : app->cf->max_user_client_connections;
-	if (!shared_take(&c->user->sh->clients, user_max)) {
-		shared_put(&c->db->sh->clients);
-		client_error_close(c, "08P01", "client connections exceeded (max_user_client_connections)");
-		return false;
-	}
-	c->db->client_count++;
-	c->user->client_count++;
-	c->counted = true;
 	c->db->last_used = now_usec();
 	c->pool = pool_get(c->w, c->db, pool_user);
 	if (!c->pool) {
@@ -616,7 +689,7 @@ static bool handle_client_packet(Client *c, PktHdr *pkt)
 		}
 		c->request_time = now_usec();
 		if (c->state != CL_WAITING && ps_client_prepare_local(c, pkt))
-			return true;
+			return c->state != CL_JUSTFREE;
 		if (!pool_find_server(c))
 			return false;
 		s = c->link;
@@ -634,6 +707,8 @@ static bool handle_client_packet(Client *c, PktHdr *pkt)
 		if (!ps_client_packet(c, s, pkt))
 			return false;
 	} else {
+		if (pkt->type == 'Q' && ps_tracking(s))
+			ps_client_simple_query(c, s, pkt);
 		sbuf_prepare_send(&c->sb, &s->sb, pkt->len);
 	}
 	note_request(c, s, pkt->type);

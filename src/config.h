@@ -218,13 +218,14 @@ typedef enum {
 #define WORKERS_MAX 64
 
 #define SETTING_NO_RELOAD 1 /* takes effect only at start ("changeable = no") */
+#define SETTING_TLS       2 /* part of the TLS contexts: SET on the console rebuilds them */
 
 typedef struct Setting {
 	const char *name;
 	SettingType type;
 	size_t offset;             /* offsetof(Config, name) */
 	const char *default_value; /* as written in an ini file; NULL = unset */
-	int flags;                 /* SETTING_NO_RELOAD */
+	int flags;                 /* SETTING_NO_RELOAD, SETTING_TLS */
 	SettingSupport support;
 	const char *const *enum_names; /* SETTING_ENUM: NULL-terminated, index = value */
 	const char *help;              /* one line, for the entrypoint's --help and the README */

@@ -37,6 +37,17 @@ static void check_pool_clients(Pool *p, usec_t now)
 	LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
 		usec_t waited = now - c->wait_start;
+		if (app->shutdown == SHUTDOWN_WAIT_FOR_SERVERS) {
+			/* SHUTDOWN WAIT_FOR_SERVERS: no server will come for a waiting client */
+			client_error_close(c, "08P01", "server shutting down");
+			continue;
+		}
+		/* query_timeout counts the wait for a server too (a server that cannot be reached) */
+		usec_t qt = user_or(c->user ? c->user->query_timeout : -1, cf->query_timeout);
+		if (qt > 0 && waited > qt) {
+			client_error_close(c, "08P01", "query_timeout");
+			continue;
+		}
 		if (cf->query_wait_timeout > 0 && waited > cf->query_wait_timeout) {
 			if (c->state == CL_WAITING_LOGIN && cf->client_login_timeout > 0 &&
 			    now - c->connect_time > cf->client_login_timeout)
@@ -103,6 +114,16 @@ static void check_pool_servers(Pool *p, usec_t now)
 		else if (lifetime > 0 && now - s->connect_time > lifetime)
 			server_close(s, "server lifetime over");
 	}
+	/* server_fast_close: in session pooling a server marked for closing (RECONNECT, a changed
+	 * database) goes as soon as its client is between transactions, client and all */
+	if (cf->server_fast_close && pool_mode_of(p, cf) == POOL_MODE_SESSION)
+		LIST_FOREACH_SAFE (item, tmp, &p->active_servers) {
+			Server *s = LIST_CONTAINER(item, Server, head);
+			if (s->close_needed && s->link && s->ready && s->ready_status == 'I' &&
+			    s->expect_rfq == 0 && !s->setting_vars && !s->running_internal &&
+			    sbuf_is_empty(&s->sb))
+				server_close(s, "database configuration changed");
+		}
 	LIST_FOREACH_SAFE (item, tmp, &p->new_servers) {
 		Server *s = LIST_CONTAINER(item, Server, head);
 		if (cf->server_connect_timeout > 0 && now - s->connect_time > cf->server_connect_timeout) {
@@ -126,11 +147,31 @@ static void check_cancel_servers(Worker *w, usec_t now)
 	}
 }
 
+/* A database with a forced user and min_pool_size keeps servers even before any client comes
+ * (also after a RELOAD adds it): make its pool exist so the launch below fills it. Worker 0
+ * only; the pool's server count is shared, so one worker's servers satisfy the minimum. */
+static void ensure_forced_pools(Worker *w)
+{
+	const Config *cf = w->app->cf;
+	List *item;
+	if (w->idx != 0)
+		return;
+	LIST_FOREACH (item, &w->databases) {
+		Database *db = LIST_CONTAINER(item, Database, head);
+		int min_size = db->min_pool_size >= 0 ? db->min_pool_size : cf->min_pool_size;
+		User *u = db->forced_user && min_size > 0 && !db->removed ? pool_get_user(w, db->forced_user)
+		                                                          : NULL;
+		if (u)
+			pool_get(w, db, u);
+	}
+}
+
 void janitor_run(Worker *w)
 {
 	usec_t now = now_usec();
 	check_login_clients(w, now);
 	check_cancel_servers(w, now);
+	ensure_forced_pools(w);
 	List *item, *tmp;
 	LIST_FOREACH_SAFE (item, tmp, &w->pools) {
 		Pool *p = LIST_CONTAINER(item, Pool, head);

@@ -153,6 +153,9 @@ void server_set_state(Server *s, ServerState st)
 	case SV_TESTED:
 		list_append(&p->tested_servers, &s->head);
 		break;
+	case SV_BEING_CANCELED:
+		list_append(&p->canceling_servers, &s->head);
+		break;
 	case SV_JUSTFREE:
 		list_append(&s->w->justfree_servers, &s->head);
 		break;
@@ -186,8 +189,8 @@ static void mark_servers_close_needed(Worker *w, Database *db)
 		Pool *p = LIST_CONTAINER(pi, Pool, head);
 		if (p->db != db)
 			continue;
-		List *lists[] = {&p->active_servers, &p->idle_servers, &p->used_servers, &p->tested_servers,
-		                 &p->new_servers};
+		List *lists[] = {&p->active_servers, &p->idle_servers,      &p->used_servers,
+		                 &p->tested_servers, &p->canceling_servers, &p->new_servers};
 		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 			LIST_FOREACH (si, lists[i])
 				LIST_CONTAINER(si, Server, head)->close_needed = true;
@@ -227,6 +230,7 @@ static void db_apply_def(Worker *w, Database *db, const DatabaseDef *def, const 
 	db->max_db_connections = def->max_db_connections;
 	db->max_db_client_connections = def->max_db_client_connections;
 	db->server_lifetime = def->server_lifetime;
+	db->load_balance_hosts = def->load_balance_hosts;
 	db->removed = false;
 	if (changed)
 		mark_servers_close_needed(w, db);
@@ -417,6 +421,7 @@ void pool_init(Pool *p, Worker *w, Database *db, User *user, Shared *sh)
 	list_init(&p->idle_servers);
 	list_init(&p->used_servers);
 	list_init(&p->tested_servers);
+	list_init(&p->canceling_servers);
 	list_init(&p->new_servers);
 	p->w = w;
 	p->db = db;
@@ -531,23 +536,26 @@ static bool pool_login_failing(const Pool *p, usec_t now)
 	return !p->sh || atomic_load(&p->sh->login_ok_at) < (long long)p->last_login_fail;
 }
 
-/* A pass closes at most this many servers of other pools (a pool refilling its min_pool_size
- * could otherwise take each freed slot back at once). */
-#define EVICT_MAX_PER_PASS 4
-
-/* The database is at max_db_connections (or the user at max_user_connections: by_user) and
- * clients of p wait: close an idle server of another pool of the same database (user) in this
- * worker, the one idle longest, so p can have its slot. true if one was closed. */
-static bool evict_idle_server(Pool *p, bool by_user)
+/* max_db_connections or max_user_connections keeps p from launching while another pool of the
+ * same database (or user) in this worker sits on idle servers: close the one idle longest, as
+ * PgBouncer does. true if one was closed (its slot is free again). */
+static bool evict_idle_server(Pool *p, int db_max, int user_max)
 {
+	bool db_full =
+	    db_max > 0 && atomic_load_explicit(&p->db->sh->servers, memory_order_relaxed) >= db_max;
+	bool user_full =
+	    user_max > 0 && atomic_load_explicit(&p->user->sh->servers, memory_order_relaxed) >= user_max;
 	Server *victim = NULL;
-	List *pi, *si;
-	LIST_FOREACH (pi, &p->w->pools) {
-		Pool *o = LIST_CONTAINER(pi, Pool, head);
-		if (o == p || (by_user ? o->user != p->user : o->db != p->db))
+	List *item, *sitem;
+	if (!db_full && !user_full)
+		return false;
+	LIST_FOREACH (item, &p->w->pools) {
+		Pool *q = LIST_CONTAINER(item, Pool, head);
+		if (q == p || q->is_auth_pool || (db_full && q->db != p->db) ||
+		    (!db_full && q->user != p->user))
 			continue;
-		LIST_FOREACH (si, &o->idle_servers) {
-			Server *s = LIST_CONTAINER(si, Server, head);
+		LIST_FOREACH (sitem, &q->idle_servers) {
+			Server *s = LIST_CONTAINER(sitem, Server, head);
 			if (!victim || s->idle_since < victim->idle_since)
 				victim = s;
 		}
@@ -583,12 +591,15 @@ void pool_launch_if_needed(Pool *p)
 	usec_t oldest = 0;
 	count_waiting(p, &oldest);
 	int logging_in = list_count(&p->new_servers);
+	/* Until one server has logged in the pool knows nothing (is the host up, is the password
+	 * right): like PgBouncer, one login at a time until then. */
+	if (!p->welcome.ready && logging_in > 0)
+		return;
 	int want = waiting - logging_in;
 	if (min_size > 0 && (p->db->forced_user || !list_empty(&p->active_clients) || waiting > 0) &&
 	    total < min_size && want < min_size - total)
 		want = min_size - total;
 	int db_max = p->db->max_db_connections >= 0 ? p->db->max_db_connections : cf->max_db_connections;
-	int evictions = 0;
 	int user_max =
 	    p->user->max_user_connections >= 0 ? p->user->max_user_connections : cf->max_user_connections;
 	while (want > 0) {
@@ -601,17 +612,9 @@ void pool_launch_if_needed(Pool *p)
 			limit = size + reserve;
 		}
 		if (!pool_take_slots(p, limit, db_max, user_max)) {
-			/* room for the clients that wait (one each), never for min_pool_size */
-			bool db_full = db_max > 0 && atomic_load_explicit(&p->db->sh->servers,
-			                                                  memory_order_relaxed) >= db_max;
-			bool user_full =
-			    user_max > 0 &&
-			    atomic_load_explicit(&p->user->sh->servers, memory_order_relaxed) >= user_max;
-			if (evictions < waiting - logging_in && evictions < EVICT_MAX_PER_PASS &&
-			    (db_full || user_full) && evict_idle_server(p, !db_full)) {
-				evictions++;
+			/* a database or user limit is full: an idle server of another pool gives way */
+			if (waiting > 0 && evict_idle_server(p, db_max, user_max))
 				continue;
-			}
 			break;
 		}
 		if (limit > size && size > 0)
@@ -631,6 +634,7 @@ static void link_pair(Client *c, Server *s)
 	c->link = s;
 	s->link = c;
 	server_set_state(s, SV_ACTIVE);
+	s->used = true;
 	if (c->state != CL_ACTIVE)
 		client_set_state(c, CL_ACTIVE);
 	s->pool->db->stats.server_assignment_count++;
@@ -652,7 +656,9 @@ static bool server_expired(const Server *s, usec_t now)
 	usec_t lifetime = s->pool->db->server_lifetime >= 0
 	                      ? (usec_t)s->pool->db->server_lifetime * USEC_PER_SEC
 	                      : cf->server_lifetime;
-	return lifetime > 0 && now - s->connect_time >= lifetime;
+	if (lifetime == 0) /* PgBouncer's "use once" */
+		return s->used;
+	return now - s->connect_time >= lifetime;
 }
 
 bool pool_find_server(Client *c)
@@ -675,7 +681,9 @@ bool pool_find_server(Client *c)
 				server_close(s, "server lifetime over");
 				continue;
 			}
-			if (cf->server_check_query && *cf->server_check_query &&
+			/* a server that has only just logged in is known good: no check before its
+			 * first client */
+			if (s->used && cf->server_check_query && *cf->server_check_query &&
 			    cf->server_check_delay >= 0 && now - s->idle_since > cf->server_check_delay) {
 				/* Test it before trusting it; the client waits for this or another one. */
 				server_set_state(s, SV_TESTED);
@@ -688,6 +696,11 @@ bool pool_find_server(Client *c)
 			link_pair(c, s);
 			return true;
 		}
+	}
+	if (app->shutdown == SHUTDOWN_WAIT_FOR_SERVERS) {
+		/* a new transaction during SHUTDOWN WAIT_FOR_SERVERS: no server will come */
+		client_error_close(c, "08P01", "server shutting down");
+		return false;
 	}
 	if (c->state != CL_WAITING) {
 		c->wait_start = now;
@@ -710,6 +723,11 @@ void pool_server_ready(Server *s)
 	Pool *p = s->pool;
 	App *app = s->w->app;
 	usec_t now = now_usec();
+	if (s->cancels_in_flight > 0) {
+		/* released while cancel requests for it are still on their way: wait for them */
+		server_set_state(s, SV_BEING_CANCELED);
+		return;
+	}
 	if (s->close_needed) {
 		server_close(s, "obsolete connection");
 		return;
@@ -977,6 +995,7 @@ void pool_free_all(Worker *w)
 		free_server_list(&p->idle_servers);
 		free_server_list(&p->used_servers);
 		free_server_list(&p->tested_servers);
+		free_server_list(&p->canceling_servers);
 		free_server_list(&p->new_servers);
 	}
 	pool_reap(w);

@@ -62,9 +62,10 @@ typedef struct Database {
 	int client_count; /* logged-in and logging-in clients */
 	int server_count; /* all servers of all its pools */
 	Stats stats;
-	char *host_rr_next; /* round-robin position in a host list (points into host) */
-	int host_rr_index;
-	Shared *sh; /* counts of all workers' copies (worker.c) */
+	char *host_rr_next;     /* round-robin position in a host list (points into host) */
+	int host_rr_index;      /* next host of the list (round-robin), or the one in use (disable) */
+	int load_balance_hosts; /* LoadBalanceHosts, -1 unset (round-robin) */
+	Shared *sh;             /* counts of all workers' copies (worker.c) */
 } Database;
 
 /* A user known from auth_file or [users]. Owned by the worker's user list. */
@@ -100,13 +101,14 @@ struct Pool {
 	Worker *w;
 	Database *db;
 	User *user;
-	List active_clients;  /* CL_ACTIVE: logged in, with or without a server */
-	List waiting_clients; /* CL_WAITING, CL_WAITING_LOGIN: need a server (FIFO) */
-	List active_servers;  /* SV_ACTIVE: linked to a client */
-	List idle_servers;    /* SV_IDLE: ready */
-	List used_servers;    /* SV_USED: released, not yet reset/checked */
-	List tested_servers;  /* SV_TESTED: running reset or check query */
-	List new_servers;     /* SV_LOGIN: connecting / logging in */
+	List active_clients;    /* CL_ACTIVE: logged in, with or without a server */
+	List waiting_clients;   /* CL_WAITING, CL_WAITING_LOGIN: need a server (FIFO) */
+	List active_servers;    /* SV_ACTIVE: linked to a client */
+	List idle_servers;      /* SV_IDLE: ready */
+	List used_servers;      /* SV_USED: released, not yet reset/checked */
+	List tested_servers;    /* SV_TESTED: running reset or check query */
+	List canceling_servers; /* SV_BEING_CANCELED: released while cancel requests are in flight */
+	List new_servers;       /* SV_LOGIN: connecting / logging in */
 	Welcome welcome;
 	/* welcome values of the tracked parameters by Worker.var_names index (client_var), once
 	 * welcome_var_done; they point into welcome, which never changes once ready */
@@ -132,13 +134,14 @@ typedef enum {
 
 typedef enum {
 	SV_FREE = 0,
-	SV_LOGIN,    /* pool->new_servers */
-	SV_IDLE,     /* pool->idle_servers */
-	SV_ACTIVE,   /* pool->active_servers */
-	SV_USED,     /* pool->used_servers */
-	SV_TESTED,   /* pool->tested_servers */
-	SV_JUSTFREE, /* worker->justfree_servers */
-	SV_OUTGOING, /* worker->outgoing_servers: going to another worker at the next reap */
+	SV_LOGIN,          /* pool->new_servers */
+	SV_IDLE,           /* pool->idle_servers */
+	SV_ACTIVE,         /* pool->active_servers */
+	SV_USED,           /* pool->used_servers */
+	SV_TESTED,         /* pool->tested_servers */
+	SV_BEING_CANCELED, /* pool->canceling_servers: no new client until its cancels are done */
+	SV_JUSTFREE,       /* worker->justfree_servers */
+	SV_OUTGOING,       /* worker->outgoing_servers: going to another worker at the next reap */
 } ServerState;
 
 typedef enum {
@@ -228,7 +231,10 @@ struct Server {
 	bool running_internal; /* reset / check / connect_query in progress */
 	bool release_on_flush;
 	bool login_done;
-	bool is_cancel; /* a cancel request connection */
+	bool used;             /* has served a client: server_lifetime = 0 closes it when released */
+	bool is_cancel;        /* a cancel request connection */
+	int cancels_in_flight; /* cancel connections still sending for this server */
+	Server *cancel_for;    /* a cancel connection: the server it cancels (NULL once that is gone) */
 	bool ever_connected;
 	int addr_family;
 	char addr[INET6_ADDRSTRLEN + 8];

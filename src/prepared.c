@@ -196,21 +196,29 @@ static ServerPs *server_ps(Server *s)
 {
 	if (s->ps)
 		return s->ps;
-	int cap = s->w->app->cf->max_prepared_statements;
 	ServerPs *sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return NULL;
-	sp->cap = cap > 0 ? cap : 1;
-	sp->items = calloc((size_t)sp->cap, sizeof(*sp->items));
-	sp->used = calloc((size_t)sp->cap, sizeof(*sp->used));
-	if (!sp->items || !sp->used) {
-		free(sp->items);
-		free(sp->used);
-		free(sp);
-		return NULL;
-	}
 	s->ps = sp;
 	return sp;
+}
+
+/* Make room in the cache arrays for limit statements (the limit follows max_prepared_statements
+ * as it is now: a reload may raise it after the server's cache was made). */
+static bool cache_reserve(ServerPs *sp, int limit)
+{
+	if (limit <= sp->cap)
+		return true;
+	PreparedStatement **items = realloc(sp->items, (size_t)limit * sizeof(*items));
+	if (!items)
+		return false;
+	sp->items = items;
+	uint64_t *used = realloc(sp->used, (size_t)limit * sizeof(*used));
+	if (!used)
+		return false;
+	sp->used = used;
+	sp->cap = limit;
+	return true;
 }
 
 static int cache_find(ServerPs *sp, const PreparedStatement *ps)
@@ -352,9 +360,16 @@ static bool ensure_prepared(Client *c, Server *s, PreparedStatement *ps, bool fr
 		sp->used[i] = ++sp->tick;
 		return true;
 	}
+	int limit = s->w->app->cf->max_prepared_statements;
+	if (limit < 1)
+		limit = 1;
+	if (!cache_reserve(sp, limit))
+		return false;
 	PktBuf pb;
 	pktbuf_init_dynamic(&pb, 64 + ps->body_len);
-	if (sp->n >= sp->cap) {
+	/* Evict least recently used statements until this one fits: more than one when the limit
+	 * was lowered since they were prepared. */
+	while (sp->n >= limit) {
 		int lru = 0;
 		for (int k = 1; k < sp->n; k++)
 			if (sp->used[k] < sp->used[lru])
@@ -420,6 +435,61 @@ static bool client_error(Client *c, const char *msg)
 	return false;
 }
 
+/* Bind/Describe of a name the client never prepared: the statement cannot be found on any
+ * server, so the client is disconnected (as PgBouncer does). */
+static bool client_error_unknown(Client *c, const char *name)
+{
+	log_msg(&c->w->app->log, LOG_LEVEL_ERROR, client_log_prefix(c), "prepared statement '%s' not found",
+	        name);
+	return client_error(c, "prepared statement did not exist");
+}
+
+/* Parse of a name the client already prepared (PostgreSQL refuses it too); disconnects. */
+static bool client_error_reused(Client *c, const char *name)
+{
+	log_msg(&c->w->app->log, LOG_LEVEL_ERROR, client_log_prefix(c),
+	        "prepared statement '%s' was already prepared", name);
+	return client_error(c, "prepared statement name is already in use");
+}
+
+/* How much of a P/B/D/C packet must be buffered to read its names: all of it, but for a Bind
+ * (its parameters may be huge) only up to the end of its portal and statement names, which may
+ * be longer than pkt_buf: then ask for twice what is here, until they end. */
+static uint32_t names_need(const PktHdr *pkt)
+{
+	if (pkt->type != 'B')
+		return pkt->len;
+	const uint8_t *p = pkt->data + pkt->hdr_len;
+	const uint8_t *end = pkt->data + pkt->avail;
+	for (int k = 0; k < 2; k++) {
+		const uint8_t *nul = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;
+		if (!nul) {
+			uint32_t more = pkt->avail < 512 ? 512 : pkt->avail * 2;
+			return more < pkt->len ? more : pkt->len;
+		}
+		p = nul + 1;
+	}
+	return (uint32_t)(p - pkt->data);
+}
+
+/* The client sent DEALLOCATE ALL / DISCARD ALL: its names and the server's statements go now,
+ * so what it sends next is prepared again; the CommandComplete it gets is counted as seen. */
+static void clear_at_send(Client *c, Server *s)
+{
+	client_clear(c);
+	ps_server_forget_all(s);
+	if (server_ps(s))
+		s->ps->clears_sent++;
+}
+
+void ps_client_simple_query(Client *c, Server *s, const PktHdr *pkt)
+{
+	/* The words are at the start: what is buffered of a long query is enough. */
+	if (pkt->avail > pkt->hdr_len &&
+	    sql_clears_statements((const char *)pkt->data + pkt->hdr_len, pkt->avail - pkt->hdr_len))
+		clear_at_send(c, s);
+}
+
 bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 {
 	uint8_t t = pkt->type;
@@ -442,7 +512,7 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 		return false;
 	}
 	/* Names live at the start of P, B, D and C; make sure they are buffered. */
-	uint32_t need = t == 'P' ? pkt->len : (pkt->len < 5 + 2 * 256 ? pkt->len : 5 + 2 * 256);
+	uint32_t need = names_need(pkt);
 	if ((t == 'P' || t == 'B' || t == 'D' || t == 'C') && pkt->avail < need) {
 		if (!sbuf_require(&c->sb, need))
 			return client_error(c, "Parse message too large for prepared statement tracking");
@@ -457,11 +527,9 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 		if (!name)
 			return client_error(c, "invalid Parse message");
 		if (!*name) {
-			if (sql_clears_statements((const char *)r.p, proto_remaining(&r))) {
-				/* Runs right after; the server will have forgotten everything. */
-				client_clear(c);
-				ps_server_forget_all(s);
-			}
+			if (sql_clears_statements((const char *)r.p, proto_remaining(&r)))
+				clear_at_send(c,
+				              s); /* runs right after: the server will have forgotten all */
 			queue_push(s, 'P', RESP_FORWARD, 0, NULL);
 			break;
 		}
@@ -469,6 +537,8 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 			sbuf_retry_after_flush(&c->sb);
 			return false;
 		}
+		if (client_get(c, name))
+			return client_error_reused(c, name);
 		const uint8_t *body = r.p;
 		uint32_t body_len = proto_remaining(&r);
 		PreparedStatement *ps = registry_get(c->w, body, body_len);
@@ -499,8 +569,10 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 			return client_error(c,
 			                    t == 'B' ? "invalid Bind message" : "invalid Describe message");
 		PreparedStatement *ps = (*name && sub == 'S') ? client_get(c, name) : NULL;
+		if (!ps && *name && sub == 'S')
+			return client_error_unknown(c, name);
 		if (!ps) {
-			/* Unnamed, a portal, or unknown: PostgreSQL answers it as it is. */
+			/* Unnamed, or a portal: PostgreSQL answers it as it is. */
 			queue_push(s, t, RESP_FORWARD, sub, NULL);
 			break;
 		}
@@ -513,7 +585,11 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 		uint32_t head = (uint32_t)((const uint8_t *)name + strlen(name) + 1 - pkt->data);
 		PktBuf pb;
 		uint8_t mem[600];
-		pktbuf_init_fixed(&pb, mem, sizeof(mem));
+		size_t portal_len = portal ? strlen(portal) : 0;
+		if (portal_len + 64 <= sizeof(mem))
+			pktbuf_init_fixed(&pb, mem, sizeof(mem));
+		else
+			pktbuf_init_dynamic(&pb, portal_len + 64); /* a rare long portal name */
 		pktbuf_put_byte(&pb, t);
 		uint32_t newlen =
 		    pkt->len - 1 - (uint32_t)(strlen(name) + 1) + (uint32_t)strlen(ps->server_name) + 1;
@@ -523,9 +599,12 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 		else
 			pktbuf_put_byte(&pb, sub);
 		pktbuf_put_string(&pb, ps->server_name);
-		if (pb.failed)
-			return client_error(c, "invalid message");
+		if (pb.failed) {
+			pktbuf_free(&pb);
+			return client_error(c, "out of memory");
+		}
 		send_to_server(s, &pb);
+		pktbuf_free(&pb);
 		if (head < pkt->len)
 			sbuf_prepare_skip_then_send(&c->sb, &s->sb, head, pkt->len - head);
 		else
@@ -534,11 +613,8 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 			s->pool->db->stats.bind_count++;
 		queue_push(s, t, RESP_FORWARD, sub, NULL);
 		s->ready = false;
-		if (t == 'B' && ps->clears_all) {
-			/* The statement being bound empties the session when it runs. */
-			client_clear(c);
-			ps_server_forget_all(s);
-		}
+		if (t == 'B' && ps->clears_all)
+			clear_at_send(c, s); /* the statement being bound empties the session */
 		return true;
 	}
 	case 'C': {
@@ -562,11 +638,7 @@ bool ps_client_packet(Client *c, Server *s, PktHdr *pkt)
 		return true;
 	}
 	case 'Q':
-		if (pkt->avail == pkt->len &&
-		    sql_clears_statements((const char *)pkt->data + 5, pkt->len - 5)) {
-			client_clear(c);
-			ps_server_forget_all(s);
-		}
+		ps_client_simple_query(c, s, pkt);
 		queue_push(s, t, RESP_FORWARD, 0, NULL);
 		break;
 	default:
@@ -594,6 +666,10 @@ bool ps_client_prepare_local(Client *c, PktHdr *pkt)
 	const char *name = proto_get_string(&r);
 	if (!name || !*name)
 		return false;
+	if (client_get(c, name)) {
+		client_error_reused(c, name);
+		return true;
+	}
 	PreparedStatement *ps = registry_get(c->w, r.p, proto_remaining(&r));
 	if (!ps || !client_put(c, name, ps))
 		return false;
@@ -605,6 +681,46 @@ bool ps_client_prepare_local(Client *c, PktHdr *pkt)
 }
 
 /* ---- server side ---- */
+
+/* Is ps prepared by a Parse still owed a reply (sent after what is being answered now)? */
+static bool parse_queued(const ServerPs *sp, const PreparedStatement *ps)
+{
+	for (uint32_t k = 0; k < sp->q_count; k++) {
+		const PendingResp *r = &sp->q[(sp->q_head + k) % PS_QUEUE_SIZE];
+		if (r->msg == 'P' && r->ps == ps)
+			return true;
+	}
+	return false;
+}
+
+static bool tag_is(const PktHdr *pkt, const char *tag)
+{
+	size_t n = strlen(tag) + 1;
+	return pkt->avail == pkt->len && pkt->len - pkt->hdr_len == n &&
+	       memcmp(pkt->data + pkt->hdr_len, tag, n) == 0;
+}
+
+void ps_server_command_complete(Server *s, const PktHdr *pkt)
+{
+	if (!tag_is(pkt, "DEALLOCATE ALL") && !tag_is(pkt, "DISCARD ALL"))
+		return;
+	ServerPs *sp = s->ps;
+	if (sp) {
+		/* The server keeps only what was parsed after the command: statements whose Parse
+		 * is still queued. Downwards, as cache_remove_at() moves the last item into i. */
+		for (int i = sp->n - 1; i >= 0; i--)
+			if (!parse_queued(sp, sp->items[i]))
+				cache_remove_at(s, i);
+		if (sp->clears_sent > 0) {
+			sp->clears_sent--; /* seen when sent: the client's names were cleared then */
+			return;
+		}
+	}
+	/* Not recognised when sent (several statements in one query, odd spacing). Names the
+	 * client parsed after it (anything else owed) are kept: they run again if used. */
+	if (s->link && (!sp || sp->q_count <= 1))
+		client_clear(s->link);
+}
 
 static bool completes(const PendingResp *r, uint8_t resp)
 {
@@ -639,6 +755,8 @@ bool ps_server_reply(Server *s, const PktHdr *pkt)
 {
 	ServerPs *sp = s->ps;
 	uint8_t t = pkt->type;
+	if (sp && t == 'Z' && sp->q_count <= 1)
+		sp->clears_sent = 0; /* nothing more owed: a clear that failed is not coming */
 	if (!sp || sp->q_count == 0 || t == 'N' || t == 'A' || t == 'S')
 		return true;
 	PendingResp *head = &sp->q[sp->q_head];

@@ -69,12 +69,13 @@ typedef struct ServerPs {
 	PreparedStatement **items;
 	uint64_t *used;
 	int n;
-	int cap;
+	int cap; /* room in items/used; the limit is max_prepared_statements at each insert */
 	uint64_t tick;
 	PendingResp q[PS_QUEUE_SIZE];
 	uint32_t q_head;
 	uint32_t q_count;
-	bool error_skip; /* after an error the server ignores messages until Sync */
+	uint32_t clears_sent; /* DEALLOCATE ALL / DISCARD ALL seen when sent, not answered yet */
+	bool error_skip;      /* after an error the server ignores messages until Sync */
 	bool client_blocked;
 } ServerPs;
 
@@ -89,11 +90,18 @@ bool ps_tracking(const Server *s);
 /* A client packet while linked: handles P B D C S E Q F (rewrites, fakes, queue) and
  * prepares the sbuf. Returns the SBuf callback's result. */
 bool ps_client_packet(Client *c, Server *s, PktHdr *pkt);
+/* A simple query that bypasses the tracker: DEALLOCATE ALL / DISCARD ALL still empty the
+ * client's names and the server's cache. */
+void ps_client_simple_query(Client *c, Server *s, const PktHdr *pkt);
 /* A client without a server sent Parse(named)+Sync (libpq's PQprepare): remember the statement
- * and answer ParseComplete + ReadyForQuery here, so no server is held for it. True if done. */
+ * and answer ParseComplete + ReadyForQuery here, so no server is held for it. True if done
+ * (the client may have been closed: a name it already uses). */
 bool ps_client_prepare_local(Client *c, PktHdr *pkt);
 /* A server reply while linked: updates the queue. Returns true if it goes to the client. */
 bool ps_server_reply(Server *s, const PktHdr *pkt);
+/* A CommandComplete from a linked server: DEALLOCATE ALL / DISCARD ALL, however they were sent,
+ * leave the server only what was parsed after them, and the client none of its names. */
+void ps_server_command_complete(Server *s, const PktHdr *pkt);
 /* After the server's replies so far were written: emit fake replies now due. */
 void ps_flush_fakes(Server *s);
 /* Are fake replies waiting at the head of the queue? */

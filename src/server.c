@@ -100,6 +100,28 @@ static void send_startup(Server *s)
 /* What clients see when the password we have cannot answer the server's SCRAM request. */
 #define SCRAM_WRONG_TYPE "cannot do SCRAM authentication: wrong password type"
 
+/* The host could not be resolved or reached: with load_balance_hosts = disable the next
+ * connection tries the next host of the list. */
+static void server_host_failed(Server *s)
+{
+	Database *db = s->is_cancel || !s->pool ? NULL : s->pool->db;
+	if (db && db->load_balance_hosts == LOAD_BALANCE_DISABLE && db->host && strchr(db->host, ','))
+		db->host_rr_index++;
+}
+
+/* True if the pool has a logged-in server that is not about to be replaced (RECONNECT). */
+static bool pool_has_usable_server(const Pool *p)
+{
+	const List *lists[] = {&p->idle_servers, &p->used_servers, &p->tested_servers, &p->active_servers,
+	                       &p->canceling_servers};
+	const List *item;
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		LIST_FOREACH (item, lists[i])
+			if (!LIST_CONTAINER(item, Server, head)->close_needed)
+				return true;
+	return false;
+}
+
 /* Record why a login failed so clients can be told (server_login_retry). */
 static void login_failed(Server *s, const char *why, const char *sqlstate, bool forward)
 {
@@ -108,13 +130,13 @@ static void login_failed(Server *s, const char *why, const char *sqlstate, bool 
 	p->last_login_fail = now_usec();
 	p->last_login_sqlstate_is_starting = sqlstate && strcmp(sqlstate, "57P03") == 0;
 	if (forward && !p->last_login_sqlstate_is_starting) {
-		/* PostgreSQL's own error (e.g. 3D000, a wrong password) is what every client waiting
-		 * in the pool sees at once, logged in already or not: the next login would fail
-		 * the same way, so they do not wait for query_wait_timeout. */
+		/* PostgreSQL's own error (e.g. 3D000) is what the waiting login clients see, and,
+		 * when no usable server is left to wait for, the clients waiting for a server too. */
+		bool all = !pool_has_usable_server(p);
 		List *item, *tmp;
 		LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
 			Client *c = LIST_CONTAINER(item, Client, head);
-			if (c->state != CL_WAITING_LOGIN && c->state != CL_WAITING)
+			if (c->state != CL_WAITING_LOGIN && !(all && c->state == CL_WAITING))
 				continue;
 			client_error_close(c, sqlstate ? sqlstate : "08P01", why);
 		}
@@ -140,6 +162,7 @@ static void on_connect_addr(Server *s, const struct sockaddr *sa, socklen_t sale
 		snprintf(msg, sizeof(msg), "connect failed: %s", strerror(s->sb.last_errno));
 		if (!s->is_cancel)
 			log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "%s", msg);
+		server_host_failed(s);
 		login_failed(s, "connect failed", NULL, false);
 	}
 }
@@ -154,13 +177,16 @@ static void on_dns(void *arg, int err, const struct sockaddr *sa, socklen_t sale
 	if (err) {
 		log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "DNS lookup failed: %s: %s", s->addr,
 		        dns_strerror(err));
-		login_failed(s, "DNS lookup failed", NULL, false);
+		server_host_failed(s);
+		login_failed(s, "server DNS lookup failed", NULL, false);
 		return;
 	}
 	on_connect_addr(s, sa, salen);
 }
 
-/* Pick the next host of a comma list (round-robin), copying it into out. */
+/* Pick a host of a comma list, copying it into out: the next one for round-robin; with
+ * load_balance_hosts = disable the current one, which only moves on when it fails
+ * (server_host_failed). */
 static void pick_host(Database *db, char *out, size_t outlen)
 {
 	const char *h = db->host;
@@ -169,7 +195,8 @@ static void pick_host(Database *db, char *out, size_t outlen)
 		if (*q == ',')
 			count++;
 	int idx = db->host_rr_index % count;
-	db->host_rr_index++;
+	if (db->load_balance_hosts != LOAD_BALANCE_DISABLE)
+		db->host_rr_index++;
 	const char *start = h;
 	for (int i = 0; i < idx; i++)
 		start = strchr(start, ',') + 1;
@@ -240,6 +267,10 @@ void server_launch_cancel(Server *target, Client *requester)
 	if (!s)
 		return;
 	s->is_cancel = true;
+	/* until this connection is done, the target serves no other client (a late cancel must
+	 * not hit the next client's query) */
+	s->cancel_for = target;
+	target->cancels_in_flight++;
 	s->cancel_target_pid = target->backend_pid;
 	s->cancel_target_key = target->backend_key;
 	snprintf(s->addr, sizeof(s->addr), "%s", target->addr);
@@ -249,6 +280,30 @@ void server_launch_cancel(Server *target, Client *requester)
 	s->state = SV_LOGIN;
 	server_update_log_prefix(s);
 	on_connect_addr(s, (struct sockaddr *)&target->peer_sa, target->peer_salen);
+}
+
+/* A cancel connection is finished: its target may serve clients again. */
+static void cancel_done(Server *s)
+{
+	Server *t = s->cancel_for;
+	s->cancel_for = NULL;
+	if (!t)
+		return;
+	t->cancels_in_flight--;
+	if (t->cancels_in_flight == 0 && t->state == SV_BEING_CANCELED)
+		pool_server_ready(t);
+}
+
+/* The target goes first: its cancel connections must not point at it any more. */
+static void forget_cancels_for(Server *t)
+{
+	List *item;
+	LIST_FOREACH (item, &t->w->cancel_servers) {
+		Server *s = LIST_CONTAINER(item, Server, head);
+		if (s->cancel_for == t)
+			s->cancel_for = NULL;
+	}
+	t->cancels_in_flight = 0;
 }
 
 void server_close(Server *s, const char *reason)
@@ -276,6 +331,10 @@ void server_close(Server *s, const char *reason)
 	}
 	if (s->auth_req)
 		authquery_server_closed(s);
+	if (s->is_cancel)
+		cancel_done(s);
+	else if (s->cancels_in_flight > 0)
+		forget_cancels_for(s);
 	if (s->login_done && !s->is_cancel && s->sb.fd >= 0 && s->sb.out.len == 0) {
 		/* A polite goodbye; the socket is closed right after. */
 		static const char terminate[5] = {'X', 0, 0, 0, 4};
@@ -354,6 +413,7 @@ void server_apply_vars(Server *s, Client *c)
 			sql[pos] = 0;
 		}
 	}
+	log_msg(&s->w->app->log, LOG_LEVEL_NOISE, s->log_prefix, "varcache_apply: %s", sql);
 	s->setting_vars = true;
 	server_send_query(s, sql);
 }
@@ -609,6 +669,25 @@ static bool handle_ready(Server *s, PktHdr *pkt)
 	return true;
 }
 
+/* Our SETs went through: where the server now holds another spelling of a client's value
+ * ("ISO" is "ISO, MDY"; PostgreSQL reports nothing when the value did not change), the client
+ * takes the server's, or every transaction would send the same SET again. */
+static void adopt_canonical_vars(Server *s, Client *c)
+{
+	App *app = s->w->app;
+	for (int i = 0; i < s->w->var_count; i++) {
+		const char *cv = client_var(c, i), *sv = s->vars.value[i];
+		if (!cv || !sv || strcmp(cv, sv) == 0)
+			continue;
+		log_msg(&app->log, LOG_LEVEL_NOISE, client_log_prefix(c),
+		        "varcache_set_canonical: setting %s to its canonical version %s -> %s",
+		        s->w->var_names[i], cv, sv);
+		if (!client_set_var(c, i, sv))
+			log_msg(&app->log, LOG_LEVEL_ERROR, client_log_prefix(c),
+			        "out of memory: %s not remembered", s->w->var_names[i]);
+	}
+}
+
 /* Replies to our own queries (SET sync, reset, check, connect_query) are not forwarded. */
 static bool handle_internal_reply(Server *s, PktHdr *pkt)
 {
@@ -632,6 +711,9 @@ static bool handle_internal_reply(Server *s, PktHdr *pkt)
 		s->ready_status = pkt->avail >= 6 ? (char)pkt->data[5] : 'I';
 		if (s->setting_vars) {
 			s->setting_vars = false;
+			if (s->link && !s->internal_failed)
+				adopt_canonical_vars(s, s->link);
+			s->internal_failed = false;
 			if (s->link)
 				client_server_linked(s->link);
 			return true;
@@ -651,6 +733,8 @@ static bool handle_internal_reply(Server *s, PktHdr *pkt)
 static bool handle_linked_packet(Server *s, PktHdr *pkt)
 {
 	Client *c = s->link;
+	if (pkt->type == 'C' && ps_tracking(s))
+		ps_server_command_complete(s, pkt);
 	bool forward = s->ps ? ps_server_reply(s, pkt) : true;
 	if (pkt->type == 'Z')
 		return handle_ready(s, pkt);
@@ -724,8 +808,8 @@ static void on_server_tls(SBuf *sb, bool ok, const char *err)
 		log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "%s", msg);
 		if (s->is_cancel)
 			server_close(s, msg);
-		else
-			login_failed(s, msg, NULL, true);
+		else /* like a server that went away: clients keep waiting for a retry */
+			login_failed(s, msg, NULL, false);
 		return;
 	}
 	tls_describe(sb, s->tls, sizeof(s->tls));
@@ -753,6 +837,7 @@ static bool server_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt)
 		snprintf(msg, sizeof(msg), "connect failed: %s", strerror(s->sb.last_errno));
 		if (!s->is_cancel)
 			log_msg(&app->log, LOG_LEVEL_WARNING, s->log_prefix, "%s", msg);
+		server_host_failed(s);
 		login_failed(s, "connect failed", NULL, false);
 		return false;
 	case SBUF_EV_RECV_FAILED:

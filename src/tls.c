@@ -163,7 +163,7 @@ static int ctx_common(SSL_CTX *ctx, const char *protocols, const char *ciphers, 
                       const char *prefix, char *err, size_t errlen)
 {
 	int lo, hi;
-	char what[64];
+	char what[96];
 	if (tls_parse_protocols(protocols, &lo, &hi) < 0) {
 		snprintf(what, sizeof(what), "invalid %s_tls_protocols", prefix);
 		return set_err(err, errlen, what, protocols);
@@ -171,11 +171,12 @@ static int ctx_common(SSL_CTX *ctx, const char *protocols, const char *ciphers, 
 	if (!SSL_CTX_set_min_proto_version(ctx, lo) || !SSL_CTX_set_max_proto_version(ctx, hi))
 		return set_err(err, errlen, "cannot set the protocol versions", protocols);
 	if (!SSL_CTX_set_cipher_list(ctx, cipher_preset(ciphers))) {
-		snprintf(what, sizeof(what), "invalid %s_tls_ciphers", prefix);
+		snprintf(what, sizeof(what), "failed to set the cipher list from %s_tls_ciphers", prefix);
 		return set_err(err, errlen, what, ciphers);
 	}
 	if (tls13 && *tls13 && !SSL_CTX_set_ciphersuites(ctx, tls13)) {
-		snprintf(what, sizeof(what), "invalid %s_tls13_ciphers", prefix);
+		snprintf(what, sizeof(what), "failed to set the TLSv1.3 cipher suites from %s_tls13_ciphers",
+		         prefix);
 		return set_err(err, errlen, what, tls13);
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);

@@ -624,6 +624,28 @@ def test_shutdown_wait_for_servers(tidepool):
     assert d.proc.wait(timeout=10) == 0
 
 
+def test_shutdown_wait_for_servers_refuses_new_transactions(tidepool):
+    """While SHUTDOWN WAIT_FOR_SERVERS waits, an open transaction goes on, but a client that
+    starts a new one, or already waits for a server, is closed with "server shutting down"."""
+    d = start(tidepool, {"default_pool_size": "1"})
+    a = app_conn(d, autocommit=False)
+    a.cursor().execute("SELECT 1")  # a transaction holds the only server
+    idle = app_conn(d)
+    waiting = app_conn(d)
+    blocked = Background(lambda: waiting.cursor().execute("SELECT 1"))
+    time.sleep(0.3)
+    assert not blocked.finished.is_set()
+    c = console(d)
+    assert c.ok("SHUTDOWN WAIT_FOR_SERVERS").tags == ["SHUTDOWN"]
+    a.cursor().execute("SELECT 2")  # same transaction: still served
+    assert blocked.wait(5) and isinstance(blocked.error, psycopg2.OperationalError)
+    with pytest.raises(psycopg2.OperationalError):
+        idle.cursor().execute("SELECT 1")
+    assert d.log().count("closing because: server shutting down") >= 2
+    a.commit()
+    assert d.proc.wait(timeout=10) == 0
+
+
 def test_shutdown_immediate(tidepool):
     d = start(tidepool)
     c = console(d)
@@ -752,4 +774,71 @@ def test_stats_count_simple_queries(tidepool):
     assert after["total_query_count"] - before["total_query_count"] == 10
     assert after["total_xact_time"] - before["total_xact_time"] >= 10 * 10_000  # autocommit statements count
     a.close()
+    c.close()
+
+
+def totals(c):
+    return {name: int(value) for name, value in c.ok("SHOW TOTALS").rows}
+
+
+@pytest.mark.tidepool_only(reason="PgBouncer 1.25 counts console commands; 1.18 did not")
+def test_console_commands_count_in_stats(tidepool):
+    """Each console command is one query and one transaction of database pgbouncer, visible
+    in SHOW STATS and in SHOW TOTALS (which counts itself)."""
+    d = start(tidepool)
+    c = console(d)
+    first = totals(c)
+    c.ok("SHOW VERSION")
+    c.ok("SHOW POOLS")
+    second = totals(c)
+    assert second["total_xact_count"] - first["total_xact_count"] == 3
+    assert second["total_query_count"] - first["total_query_count"] == 3
+    row = row_of(c.ok("SHOW STATS"), database="pgbouncer")
+    assert int(row["total_query_count"]) == second["total_query_count"] + 1
+    c.close()
+
+
+def test_session_mode_stats_per_database(tidepool):
+    """Session pooling: one server assignment per client, one transaction per autocommit
+    statement or explicit transaction, one query per statement (BEGIN and COMMIT included)."""
+    d = start(tidepool, {"pool_mode": "session"})
+    for _ in range(3):
+        a = app_conn(d)
+        a.cursor().execute("SELECT 1")
+        a.close()
+    a = app_conn(d, autocommit=False)
+    with a.cursor() as cur:
+        for _ in range(2):
+            cur.execute("SELECT 1")
+            cur.execute("SELECT 1")
+            a.commit()
+    a.close()
+    c = console(d)
+    row = row_of(c.ok("SHOW STATS"), database="appdb")
+    assert int(row["total_server_assignment_count"]) == 4
+    assert int(row["total_xact_count"]) == 3 + 2
+    assert int(row["total_query_count"]) == 3 + 2 * 4  # BEGIN, SELECT, SELECT, COMMIT
+    c.close()
+
+
+def test_server_lifetime_zero_uses_each_server_once(tidepool):
+    """server_lifetime = 0: a server is closed when its client lets go of it, so every client
+    gets a new one; clients and servers share one id sequence (SHOW SOCKETS)."""
+    d = start(tidepool, {"pool_mode": "session", "server_lifetime": "0"})
+    c = console(d)
+    admin_id = max(int(r["id"]) for r in c.ok("SHOW SOCKETS").dicts())
+    pids = set()
+    for i in range(1, 4):
+        a = app_conn(d)
+        with a.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pids.add(cur.fetchone()[0])
+        servers = c.ok("SHOW SERVERS").dicts()
+        assert [int(s["id"]) for s in servers] == [admin_id + 2 * i]
+        clients = [int(r["id"]) for r in c.ok("SHOW CLIENTS").dicts() if r["database"] == "appdb"]
+        assert clients == [admin_id + 2 * i - 1]
+        a.close()
+        harness.wait_until(lambda: not c.ok("SHOW SERVERS").rows, 5, what="server closed after use")
+    assert len(pids) == 3
+    assert "server lifetime over" in d.log()
     c.close()

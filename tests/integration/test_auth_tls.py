@@ -545,11 +545,13 @@ def test_server_tls_prefer_and_require(tidepool, pg_tls, certs):
 
 
 def test_server_tls_require_refused_by_plain_server(tidepool, pg):
-    """The session PostgreSQL has ssl=off: require fails, prefer falls back to plaintext."""
+    """The session PostgreSQL has ssl=off: require fails, prefer falls back to plaintext. A TLS
+    failure towards the server is logged; the client keeps waiting for a retry (PgBouncer)."""
     d = tidepool({"server_tls_sslmode": "require", "query_wait_timeout": "3"})
     with pytest.raises(psycopg2.OperationalError) as ei:
         one(d, "SELECT 1")
-    assert "does not support TLS" in str(ei.value), str(ei.value)
+    assert "query_wait_timeout" in str(ei.value), str(ei.value)
+    d.wait_log(r"server TLS: server does not support TLS")
     d2 = tidepool({"server_tls_sslmode": "prefer"})
     assert server_ssl_in_use(d2) is False
 
@@ -567,7 +569,7 @@ def test_server_tls_verify_full(tidepool, pg_tls, certs, pg):
                     "query_wait_timeout": "3"}, databases=tls_dbs(pg_tls))
     with pytest.raises(psycopg2.OperationalError) as ei:
         one(bad, "SELECT 1")
-    assert "certificate verify failed" in str(ei.value), str(ei.value)
+    assert "query_wait_timeout" in str(ei.value), str(ei.value)
     bad.wait_log(r"server TLS: .*certificate verify failed")
     # verify-ca does not look at the name; verify-full does
     pg_tls.sql(f"ALTER SYSTEM SET ssl_cert_file = '{certs.path('wronghost.crt')}'")
@@ -582,7 +584,8 @@ def test_server_tls_verify_full(tidepool, pg_tls, certs, pg):
                          "query_wait_timeout": "3"}, databases=tls_dbs(pg_tls))
         with pytest.raises(psycopg2.OperationalError) as ei:
             one(full, "SELECT 1")
-        assert "certificate verify failed" in str(ei.value), str(ei.value)
+        assert "query_wait_timeout" in str(ei.value), str(ei.value)
+        full.wait_log(r"server TLS: .*certificate verify failed")
     finally:
         pg_tls.sql("ALTER SYSTEM RESET ssl_cert_file")
         pg_tls.sql("ALTER SYSTEM RESET ssl_key_file")
@@ -640,6 +643,89 @@ def test_server_tls_cancel_and_reload(tidepool, pg_tls, certs):
                    "pool_mode": "session"}, databases=tls_dbs(pg_tls))
     d.reload()
     harness.wait_until(lambda: one(d, "SELECT pg_backend_pid()") != pid, 10, what="new server connection")
+
+
+# --------------------------------------------------------------------------- TLS settings SET on the console
+
+ADMIN_USERLIST = {APP_USER: APP_PASSWORD, MD5_USER: MD5_PASSWORD, "postgres": "adminpw"}
+
+
+def console_set(d, setting, value):
+    """SET on the admin console; returns the NOTICE texts (an error raises WireError)."""
+    c = psycopg2.connect(host=d.dir, port=d.port, user="postgres", password="adminpw", dbname="pgbouncer")
+    try:
+        c.autocommit = True
+        c.cursor().execute(f"SET {setting} = '{value}'")
+        return [n.split(":", 1)[1].strip() for n in c.notices]
+    finally:
+        c.close()
+
+
+def test_console_set_client_tls(tidepool, certs):
+    """client_tls_* SET on the console take effect at once, for the next client; settings that do
+    not make a valid context yet (a new key before its certificate) keep the old context."""
+    d = tidepool(userlist=ADMIN_USERLIST)
+    env_ca1 = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": certs.path("ca.crt")}
+    env_ca2 = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": certs.path("ca2.crt")}
+    assert console_set(d, "client_tls_key_file", certs.path("server.key")) == []
+    assert console_set(d, "client_tls_cert_file", certs.path("server.crt")) == []
+    assert console_set(d, "client_tls_sslmode", "require") == []
+    r = psql(d, "SELECT 1", extra_env=env_ca1)
+    assert r.returncode == 0 and r.stdout.strip() == "1", r.stdout
+    assert console_set(d, "client_tls_sslmode", "disable") == []
+    with pytest.raises(psycopg2.OperationalError) as ei:
+        d.connect(sslmode="require")
+    assert "does not support SSL" in str(ei.value)
+    assert console_set(d, "client_tls_sslmode", "require") == []
+    # a key of the other certificate: no valid pair yet, the old context serves on
+    notices = console_set(d, "client_tls_key_file", certs.path("server2.key"))
+    assert notices == ["TLS settings could not be applied, still using old configuration"], notices
+    d.wait_log(r"ERROR TLS setup failed: .*client_tls_key_file")
+    assert psql(d, "SELECT 1", extra_env=env_ca1).returncode == 0
+    assert console_set(d, "client_tls_cert_file", certs.path("server2.crt")) == []
+    assert psql(d, "SELECT 1", extra_env=env_ca2).returncode == 0
+    assert psql(d, "SELECT 1", extra_env=env_ca1).returncode != 0
+
+
+def test_console_set_tls13_ciphers(tidepool, certs):
+    d = tidepool(tls_settings(certs, "require", client_tls_protocols="tlsv1.3",
+                              client_tls13_ciphers="TLS_CHACHA20_POLY1305_SHA256"),
+                 userlist=ADMIN_USERLIST)
+    env = {"PGSSLMODE": "require"}
+    assert psql(d, "SELECT 1", extra_env=env).returncode == 0
+    d.wait_log(r"login attempt: db=appdb user=app tls=TLSv1\.3/TLS_CHACHA20_POLY1305_SHA256")
+    assert console_set(d, "client_tls13_ciphers", "TLS_AES_128_GCM_SHA256") == []
+    assert psql(d, "SELECT 1", extra_env=env).returncode == 0
+    d.wait_log(r"login attempt: db=appdb user=app tls=TLSv1\.3/TLS_AES_128_GCM_SHA256")
+    notices = console_set(d, "client_tls13_ciphers", "unknown")
+    assert notices == ["TLS settings could not be applied, still using old configuration"], notices
+    d.wait_log(r"failed to set the TLSv1\.3 cipher suites")
+    assert psql(d, "SELECT 1", extra_env=env).returncode == 0
+
+
+def test_console_set_server_tls(tidepool, pg_tls, certs):
+    """server_tls_* SET on the console: the server connections are replaced, and a login that
+    failed under the old settings does not hold clients back for server_login_retry."""
+    d = tidepool({"server_tls_sslmode": "disable", "server_login_retry": "30", "query_wait_timeout": "4"},
+                 databases=tls_dbs(pg_tls), userlist=ADMIN_USERLIST)
+    with pytest.raises(psycopg2.OperationalError) as ei:  # pg_tls refuses plaintext
+        one(d, "SELECT 1")
+    assert "no encryption" in str(ei.value) or "SSL off" in str(ei.value), str(ei.value)
+    assert console_set(d, "server_tls_sslmode", "require") == []
+    assert server_ssl_in_use(d) is True
+    pid = one(d, "SELECT pg_backend_pid()")
+    # a CA that did not sign the server's certificate: the next server login fails, the client
+    # waits for a retry
+    assert console_set(d, "server_tls_ca_file", certs.path("ca2.crt")) == []
+    assert console_set(d, "server_tls_sslmode", "verify-full") == []
+    waiter = raw_login(d.port, APP_USER, "appdb", APP_PASSWORD)
+    with pytest.raises(WireError) as ei:
+        waiter.query("SELECT 1")
+    assert_fatal(ei.value, "query_wait_timeout")
+    d.wait_log(r"server TLS: .*certificate verify failed")
+    assert console_set(d, "server_tls_ca_file", certs.path("ca.crt")) == []
+    assert server_ssl_in_use(d) is True
+    assert one(d, "SELECT pg_backend_pid()") != pid
 
 
 # --------------------------------------------------------------------------- HBA and cert

@@ -82,3 +82,28 @@ def test_cancel_of_idle_client_is_harmless(tidepool):
     finally:
         idle.close()
         busy.close()
+
+
+def test_late_cancels_do_not_hit_the_next_client(tidepool):
+    """Many cancels for one client's query: the server it used goes to the next client only
+    after every cancel connection is done, so none of them cancels that client's query."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    d = tidepool({"pool_mode": "transaction", "default_pool_size": "1"})
+    first = psycopg.connect(d.dsn(), autocommit=True)
+    second = psycopg.connect(d.dsn(), autocommit=True)
+    try:
+        with ThreadPoolExecutor(max_workers=60) as pool:
+            q1 = pool.submit(first.execute, "SELECT pg_sleep(5)")
+            time.sleep(0.5)
+            q2 = pool.submit(second.execute, "SELECT pg_sleep(1)")  # waits for the one server
+            time.sleep(0.5)
+            cancels = [pool.submit(first.cancel) for _ in range(50)]
+            for c in cancels:
+                c.result()
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                q1.result(timeout=10)
+            q2.result(timeout=10)  # not cancelled by a late request for the first client
+    finally:
+        first.close()
+        second.close()

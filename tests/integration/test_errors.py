@@ -206,3 +206,31 @@ def test_pool_exhaustion_does_not_leak_between_clients(tidepool, pg):
         t.join(20)
     assert errs == ["password authentication failed"] * 20
     pg.wait_backends_at_most(0)
+
+
+def test_login_error_reaches_clients_waiting_for_a_server(tidepool, pg):
+    """After RECONNECT a new client waits for a new server (tidepool logs it in from the pool's
+    known welcome and it waits at its first query; PgBouncer waits at login). When that server's
+    login fails with PostgreSQL's error and no usable server is left, the waiting client gets
+    the error at once instead of waiting for query_wait_timeout."""
+    pg.sql("DROP DATABASE IF EXISTS tp_waitdb")
+    pg.sql(f"CREATE DATABASE tp_waitdb OWNER {APP_USER}")
+    d = tidepool({"query_wait_timeout": "20", "server_login_retry": "1", "admin_users": "postgres"},
+                 databases={"waitdb": f"host=127.0.0.1 port={pg.port} dbname=tp_waitdb"},
+                 userlist={APP_USER: APP_PASSWORD, "postgres": "adminpw"})
+    try:
+        raw_login(d.port, APP_USER, "waitdb", APP_PASSWORD).close()  # the welcome is known now
+        pg.sql("ALTER DATABASE tp_waitdb ALLOW_CONNECTIONS false")
+        admin = raw_login(d.port, "postgres", "pgbouncer", "adminpw")
+        admin.query("RECONNECT")
+        admin.close()
+        t0 = time.monotonic()
+        with pytest.raises(WireError) as ei:
+            raw_login(d.port, APP_USER, "waitdb", APP_PASSWORD).query("SELECT 1")
+        assert "not currently accepting connections" in ei.value.message, ei.value.fields
+        assert ei.value.sqlstate == "55000", ei.value.fields
+        assert time.monotonic() - t0 < 10
+    finally:
+        pg.sql("ALTER DATABASE tp_waitdb ALLOW_CONNECTIONS true")
+        d.stop()
+        pg.sql("DROP DATABASE IF EXISTS tp_waitdb")

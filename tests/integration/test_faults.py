@@ -213,6 +213,24 @@ def test_server_accepts_tcp_but_never_answers(tidepool, pg):
         hole.close()
 
 
+def test_query_timeout_covers_the_wait_for_an_unreachable_server(tidepool, pg):
+    """A client waiting for a server that never logs in is closed by query_timeout when that
+    comes before query_wait_timeout, with PgBouncer's message."""
+    hole = fh.BlackholeServer()
+    try:
+        dbs = {"blackhole": f"host=127.0.0.1 port={hole.port} dbname=x"}
+        d = tidepool({"server_connect_timeout": "1", "query_timeout": "2", "query_wait_timeout": "30"},
+                     databases=dbs)
+        t0 = time.monotonic()
+        with pytest.raises(WireError) as ei:
+            raw_login(d.port, APP_USER, "blackhole", APP_PASSWORD)
+        assert ei.value.message == "query_timeout", ei.value.fields
+        assert time.monotonic() - t0 < 10
+        d.wait_log(r"closing because: connect timeout")
+    finally:
+        hole.close()
+
+
 def test_dns_fails(tidepool, pg):
     dns = fh.FakeDNS(rcode=3)
     try:
@@ -740,7 +758,9 @@ def test_reparse_of_a_prepared_statement_after_its_server_went(tidepool, how):
     query, or the server connection reaches server_lifetime), and the client sends the same
     Parse again. prepared.c client_put() dropped the client's old reference first, freeing the
     statement when nobody else held it, then referenced it again: use after free, and a double
-    free ("free(): double free detected in tcache 2", SIGABRT) that took every client down."""
+    free ("free(): double free detected in tcache 2", SIGABRT) that took every client down.
+    A name in use is now refused (as PgBouncer does), so the client Closes s1 before each new
+    Parse; the last Parse without a Close disconnects that client only."""
     settings = {"pool_mode": "transaction", "max_prepared_statements": "100"}
     if how == "reset_query_always":
         settings.update({"server_reset_query": "DISCARD ALL", "server_reset_query_always": "1"})
@@ -752,7 +772,10 @@ def test_reparse_of_a_prepared_statement_after_its_server_went(tidepool, how):
     parse = _ext(b"P", b"s1\0SELECT 41 + $1::int\0\0\0")
     got = []
     try:
-        for _ in range(3):
+        for i in range(3):
+            if i:
+                c.sock.sendall(_ext(b"C", b"Ss1\0") + _ext(b"S"))
+                _until_ready(c)
             c.sock.sendall(parse + _ext(b"S"))
             got.append(_until_ready(c))
             if how == "server_lifetime":
@@ -771,6 +794,12 @@ def test_reparse_of_a_prepared_statement_after_its_server_went(tidepool, how):
         # ...and closing it is clean
         c.sock.sendall(_ext(b"C", b"Ss1\0") + _ext(b"S"))
         _until_ready(c)
+        # Parse of a name still in use: only this client goes
+        c.sock.sendall(parse + _ext(b"S"))
+        _until_ready(c)
+        c.sock.sendall(parse + _ext(b"S"))
+        with pytest.raises((ConnectionError, OSError)):
+            _until_ready(c)
         c.close()
     except (ConnectionError, OSError) as e:
         rows = [f"connection lost: {e}"]

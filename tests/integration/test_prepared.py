@@ -143,34 +143,179 @@ def test_eviction_with_small_server_cache(tidepool):
             c.close()
 
 
-def _dealloc_sequence(conn):
-    """Outcomes of a sequence that prepares, deallocates and re-prepares statements."""
-    out = []
+def _admin(d):
+    """Admin console of a daemon started with userlist {app, postgres: adminpw}."""
+    return psycopg.connect(d.dsn(user="postgres", password="adminpw", dbname="pgbouncer"), autocommit=True)
 
-    def step(fn):
-        try:
-            out.append(fn())
-        except psycopg.Error as e:
-            out.append(type(e).__name__)
 
-    step(lambda: conn.execute("SELECT %s::int", (1,)).fetchone()[0])
-    step(lambda: conn.execute("SELECT %s::int + 1", (1,)).fetchone()[0])
-    step(lambda: conn.execute("DEALLOCATE ALL", prepare=False).statusmessage)
-    step(lambda: conn.execute("SELECT %s::int", (2,)).fetchone()[0])
-    step(lambda: conn.execute("SELECT %s::int * 10", (3,)).fetchone()[0])
-    step(lambda: conn.execute("DISCARD ALL", prepare=False).statusmessage)
-    step(lambda: conn.execute("SELECT %s::int * 100", (4,)).fetchone()[0])
-    return out
+def _pg_prepared_count(conn):
+    return conn.execute("SELECT count(*) FROM pg_prepared_statements", prepare=False).fetchone()[0]
+
+
+def _closed_by_pooler(conn, result):
+    return result.status == psycopg.pq.ExecStatus.FATAL_ERROR and conn.pgconn.status == psycopg.pq.ConnStatus.BAD
 
 
 @pytest.mark.tidepool_only(reason="needs prepared statement tracking")
-def test_deallocate_and_discard_behave_like_postgres(tidepool, pg):
+@pytest.mark.parametrize("how", ["simple DEALLOCATE ALL", "extended DEALLOCATE ALL", "simple DISCARD ALL",
+                                 "simple SELECT 1; DEALLOCATE ALL", "simple deallocate \t all"])
+def test_deallocate_all_forgets_the_clients_statements(tidepool, how):
+    """DEALLOCATE ALL / DISCARD ALL empty the client's names (however they are sent) and the
+    server's cache: the name can be prepared again, another client's statement of the same text is
+    prepared again on that server, and a name used after it disconnects the client."""
     d = tidepool({"pool_mode": "transaction", "default_pool_size": "1"})
-    with psycopg.connect(pg.direct_dsn(), autocommit=True, prepare_threshold=0) as direct:
-        expected = _dealloc_sequence(direct)
-    with pg3(d, prepare_threshold=0) as pooled:
-        got = _dealloc_sequence(pooled)
-    assert got == expected
+    sql = how.split(" ", 1)[1].encode()
+    with pg3(d) as c1, pg3(d) as c2:
+        for c in (c1, c2):
+            assert c.pgconn.prepare(b"s", b"SELECT 7").status == psycopg.pq.ExecStatus.COMMAND_OK
+            assert c.pgconn.exec_prepared(b"s", []).get_value(0, 0) == b"7"
+        r = c1.pgconn.exec_(sql) if how.startswith("simple") else c1.pgconn.exec_params(sql, [])
+        assert r.status == psycopg.pq.ExecStatus.COMMAND_OK, r.error_message
+        # the one server forgot it; client 2 still knows its name: prepared there again
+        assert c2.pgconn.exec_prepared(b"s", []).get_value(0, 0) == b"7"
+        # client 1's name is free again (psycopg re-prepares _pg3_0 after its own DEALLOCATE ALL)
+        assert c1.pgconn.prepare(b"s", b"SELECT 8").status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert c1.pgconn.exec_prepared(b"s", []).get_value(0, 0) == b"8"
+        assert c1.pgconn.exec_(sql).status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert _closed_by_pooler(c1, c1.pgconn.exec_prepared(b"s", []))
+        assert c2.pgconn.exec_prepared(b"s", []).get_value(0, 0) == b"7"
+    assert "prepared statement did not exist" in d.log()
+
+
+@pytest.mark.tidepool_only(reason="needs prepared statement tracking")
+def test_deallocate_all_keeps_what_is_parsed_after_it(tidepool):
+    """A DEALLOCATE ALL recognised only by its CommandComplete (in a query of several statements)
+    with a Parse pipelined behind it: the server keeps that one statement, and forgets the rest,
+    as PostgreSQL does. (PgBouncer 1.25.2 forgets the pipelined name too and disconnects the
+    client when it binds it.)"""
+    d = tidepool({"pool_mode": "transaction", "default_pool_size": "1"})
+
+    def msg(t, body=b""):
+        return t + struct.pack("!I", len(body) + 4) + body
+
+    def until_ready(raw):
+        seen = []
+        while not seen or seen[-1][0] != b"Z":
+            seen.append(raw.read_msg())
+        return seen
+
+    def run(raw, name):
+        raw.sock.sendall(msg(b"B", b"\0" + name + b"\0\0\0\0\0\0\0") + msg(b"E", b"\0\0\0\0\0") + msg(b"S"))
+        return [body for t, body in until_ready(raw) if t in (b"D", b"E")]
+
+    with pg3(d) as other:
+        assert other.pgconn.prepare(b"old", b"SELECT 'old'").status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert other.pgconn.exec_prepared(b"old", []).get_value(0, 0) == b"old"
+        raw = _raw_logged_in(d)
+        raw.sock.sendall(msg(b"Q", b"SELECT 1; DEALLOCATE ALL\0") + msg(b"P", b"new\0SELECT 'new'\0\0\0")
+                         + msg(b"S"))
+        types = [t for t, _ in until_ready(raw)] + [t for t, _ in until_ready(raw)]
+        assert b"E" not in types, types
+        assert run(raw, b"new") == [b"\0\1\0\0\0\3new"]  # still on the server: not parsed again
+        assert other.pgconn.exec_prepared(b"old", []).get_value(0, 0) == b"old"  # parsed again
+        assert run(raw, b"new") == [b"\0\1\0\0\0\3new"]
+        raw.sock.close()
+    assert "already exists" not in d.log()
+
+
+@pytest.mark.tidepool_only(reason="needs prepared statement tracking")
+@pytest.mark.parametrize("what", ["describe", "bind"])
+def test_unknown_statement_name_disconnects(tidepool, what):
+    """No server can know a name the client never prepared: the client is disconnected."""
+    d = tidepool({"pool_mode": "statement"})
+    with pg3(d) as c:
+        if what == "describe":
+            r = c.pgconn.describe_prepared(b"nosuch")
+        else:
+            r = c.pgconn.exec_prepared(b"nosuch", [])
+        assert _closed_by_pooler(c, r)
+    log = d.log()
+    assert "prepared statement 'nosuch' not found" in log
+    assert "pooler error: prepared statement did not exist" in log
+    # a portal Describe is not about statements: PostgreSQL answers it
+    with pg3(d) as c:
+        r = c.pgconn.describe_portal(b"nosuch")
+        assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"34000"
+        assert c.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_unknown_statement_name_session_mode_is_postgres(tidepool):
+    d = tidepool({"pool_mode": "session"})
+    with pg3(d) as c:
+        r = c.pgconn.describe_prepared(b"nosuch")
+        assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"26000"
+        assert c.execute("SELECT 1").fetchone()[0] == 1
+
+
+@pytest.mark.tidepool_only(reason="needs prepared statement tracking")
+@pytest.mark.parametrize("holding_server", [False, True])
+def test_prepared_name_reuse_disconnects(tidepool, holding_server):
+    """Parse of a name the client already prepared is refused, as PostgreSQL would, and the
+    client is disconnected; whether it holds a server (inside a transaction) or not."""
+    d = tidepool({"pool_mode": "transaction"})
+    with pg3(d) as c:
+        if holding_server:
+            assert c.pgconn.exec_(b"BEGIN").status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert c.pgconn.prepare(b"dup", b"SELECT 1").status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert _closed_by_pooler(c, c.pgconn.prepare(b"dup", b"SELECT 1"))
+    log = d.log()
+    assert "prepared statement 'dup' was already prepared" in log
+    assert "pooler error: prepared statement name is already in use" in log
+    # the unnamed statement may be parsed again and again
+    with pg3(d) as c:
+        for _ in range(3):
+            assert c.pgconn.prepare(b"", b"SELECT 1").status == psycopg.pq.ExecStatus.COMMAND_OK
+
+
+@pytest.mark.tidepool_only(reason="needs prepared statement tracking")
+def test_server_cache_follows_max_prepared_statements_changes(tidepool):
+    """The limit applies at each insert as it is now: raising it lets a server's cache grow past
+    the old limit, lowering it evicts down to the new one on the next insert."""
+    d = tidepool({"pool_mode": "transaction", "default_pool_size": "1", "max_prepared_statements": "1"},
+                 userlist={harness.APP_USER: harness.APP_PASSWORD, "postgres": "adminpw"})
+    with pg3(d) as c, _admin(d) as admin:
+        for i in range(3):
+            assert c.execute(f"SELECT '{i}'", prepare=True).fetchone()[0] == str(i)
+        assert _pg_prepared_count(c) == 1
+        admin.execute("SET max_prepared_statements = 5")
+        for i in range(3, 9):
+            assert c.execute(f"SELECT '{i}'", prepare=True).fetchone()[0] == str(i)
+        assert _pg_prepared_count(c) == 5
+        admin.execute("SET max_prepared_statements = 2")
+        assert _pg_prepared_count(c) == 5  # nothing inserted yet
+        assert c.execute("SELECT '9'", prepare=True).fetchone()[0] == "9"
+        assert _pg_prepared_count(c) == 2
+        rows = admin.execute("SHOW SERVERS").fetchall()
+        cols = [col.name for col in admin.execute("SHOW SERVERS").description]
+        assert [r[cols.index("prepared_statements")] for r in rows] == [2]
+
+
+@pytest.mark.tidepool_only(reason="needs prepared statement tracking")
+def test_statement_and_portal_names_longer_than_pkt_buf(tidepool):
+    d = tidepool({"pool_mode": "transaction", "pkt_buf": "4096"})
+    name = b"n" * 4096 * 4
+    with pg3(d) as c:
+        assert c.pgconn.prepare(name, b"SELECT $1::text").status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert c.pgconn.describe_prepared(name).status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert c.pgconn.exec_prepared(name, [b"abc"]).get_value(0, 0) == b"abc"
+    # a Bind with a long portal name, on the raw protocol (libpq names no portals)
+    raw = _raw_logged_in(d)
+    portal = b"p" * 6000  # past pkt_buf; PostgreSQL refuses an Execute over 10000 bytes
+
+    def msg(t, body):
+        return t + struct.pack("!I", len(body) + 4) + body
+    raw.sock.sendall(msg(b"P", b"st\0SELECT $1::text\0\0\0") + msg(b"S", b""))
+    raw.sock.sendall(msg(b"B", portal + b"\0st\0\0\0\0\1\0\0\0\2ok\0\0")
+                     + msg(b"E", portal + b"\0\0\0\0\0") + msg(b"S", b""))
+    types, rows = [], []
+    while not types.count(b"Z") == 2:
+        t, body = raw.read_msg()
+        types.append(t)
+        if t == b"D":
+            rows.append(body)
+    assert b"E" not in types, types
+    assert types.count(b"D") == 1 and rows[0].endswith(b"ok"), (types, rows)
+    raw.sock.close()
 
 
 @pytest.mark.parametrize("mode", MODES)
