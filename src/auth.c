@@ -460,8 +460,8 @@ bool auth_continue(Client *c)
 		c->auth_step = AUTH_STEP_DONE;
 		return client_login_done(c);
 	case AUTH_TYPE_TRUST:
-		/* trust still needs a known user: in auth_file, or one auth_query found */
-		if (!c->user || (!c->user->secret && !c->found_by_query)) {
+		/* trust needs the user to exist, not a password: auth_query may find one without */
+		if (!c->user || (!c->user->secret && !c->user->found_by_query)) {
 			char why[128];
 			snprintf(why, sizeof(why), "no such user: %s", c->username);
 			auth_fail(c, "\"trust\" authentication failed", why);

@@ -124,11 +124,11 @@ static void finish(AuthReq *r)
 					OPENSSL_cleanse(u->secret, strlen(u->secret));
 					free(u->secret);
 				}
-				/* NULL: no password, or expired (the default query's CASE) */
-				u->secret = r->secret;
+				/* NULL: unknown, no password or expired (the default query's CASE) */
+				u->secret = r->got_row ? r->secret : NULL;
+				u->found_by_query = r->got_row;
 				r->secret = NULL;
 				c->user = u;
-				c->found_by_query = true;
 				req_free(r);
 				auth_continue(c);
 				return;

@@ -108,13 +108,10 @@ void client_send_notice(Client *c, const char *msg)
 		sbuf_send_gen(&c->sb, pb.buf, pb.pos);
 }
 
-static void client_close_quiet(Client *c);
-
-/* The "closing because" line (log_disconnections): every client that got as far as a
- * startup packet, logged in or not; cancel requests are not clients. */
-static void client_log_closing(Client *c, const char *reason)
+static void log_closing(Client *c, const char *reason)
 {
 	App *app = c->w->app;
+	/* every client that got as far as a startup packet, logged in or not (cancels are not) */
 	if (!c->is_cancel && c->username[0] && app->cf->log_disconnections) {
 		usec_t age = (now_usec() - c->connect_time) / USEC_PER_SEC;
 		log_msg(&app->log, LOG_LEVEL_LOG, client_log_prefix(c), "closing because: %s (age=%llds)",
@@ -122,34 +119,34 @@ static void client_log_closing(Client *c, const char *reason)
 	}
 }
 
-/* Send a FATAL pooler error, log it (log_pooler_errors) and close. Both log lines are
- * written before the client can see the error. */
+static void close_unlogged(Client *c);
+
+/* Send a FATAL pooler error, log it (log_pooler_errors) and close. Both lines are logged before
+ * the client can see the error, so whoever reads the log after the error finds them. */
 void client_error_close(Client *c, const char *sqlstate, const char *msg)
 {
 	App *app = c->w->app;
 	if (c->state == CL_JUSTFREE || c->state == CL_FREE)
 		return;
+	log_closing(c, msg);
 	if (app->cf->log_pooler_errors)
 		log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c), "pooler error: %s", msg);
-	client_log_closing(c, msg);
 	client_send_error(c, "FATAL", sqlstate, msg);
-	client_close_quiet(c);
+	close_unlogged(c);
 }
 
 void client_close(Client *c, const char *reason)
 {
 	if (c->state == CL_JUSTFREE || c->state == CL_FREE)
 		return;
-	client_log_closing(c, reason);
-	client_close_quiet(c);
+	log_closing(c, reason);
+	close_unlogged(c);
 }
 
-/* Close without a log line (the caller wrote it). */
-static void client_close_quiet(Client *c)
+/* client_close() after its log line. */
+static void close_unlogged(Client *c)
 {
 	App *app = c->w->app;
-	if (c->state == CL_JUSTFREE || c->state == CL_FREE)
-		return;
 	Server *s = c->link;
 	if (s) {
 		c->link = NULL;

@@ -80,6 +80,7 @@ typedef struct User {
 	int server_count;
 	bool from_auth_file;
 	bool from_config;
+	bool found_by_query; /* auth_query's last lookup returned a row, maybe with no password */
 	/* SCRAM pass-through (auth.c, server.c): the ClientKey a client proved against secret,
 	 * used to log in to a server that stores the identical secret. */
 	bool has_scram_key;
@@ -179,10 +180,9 @@ struct Client {
 	bool counted;   /* included in the db/user client counts */
 	bool is_cancel; /* a cancel request connection */
 	AuthStep auth_step;
-	int auth_method;     /* AUTH_TYPE_* of this login: auth_type, or the HBA rule's (auth.c) */
-	bool found_by_query; /* auth_query returned a row for it (its secret may still be NULL) */
-	bool console_login;  /* logging in to the admin console: global auth settings apply */
-	bool ident_mapped;   /* an auth_ident_file map let its certificate / OS user in as this user */
+	int auth_method;    /* AUTH_TYPE_* of this login: auth_type, or the HBA rule's (auth.c) */
+	bool console_login; /* logging in to the admin console: global auth settings apply */
+	bool ident_mapped;  /* an auth_ident_file map let its certificate / OS user in as this user */
 	uint8_t salt[4];
 	char *password;    /* password the client gave (plain auth), for server login */
 	ScramServer *sasl; /* SCRAM exchange in progress (auth.c); wiped and freed after */
