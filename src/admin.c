@@ -1,4 +1,4 @@
-/* admin.c: the admin console (virtual database "pgbouncer", compat.md §3): the command parser,
+/* admin.c: the admin console (virtual database "pgbouncer", docs/compatibility.md): the command parser,
  * console login, command dispatch, the control commands (PAUSE, RESUME, KILL, ...), replies that
  * wait (PAUSE, SUSPEND, WAIT_CLOSE) and the stats-period snapshots behind the averages.
  * SHOW output lives in admin_show.c. */

@@ -1,4 +1,4 @@
-/* admin.h: the admin console, the virtual database "pgbouncer" (compat.md §3): the command
+/* admin.h: the admin console, the virtual database "pgbouncer" (docs/compatibility.md): the command
  * parser, console login, SHOW output, the control commands and their deferred replies. */
 #ifndef TIDEPOOL_ADMIN_H
 #define TIDEPOOL_ADMIN_H
@@ -29,7 +29,7 @@ typedef struct AdminCommand {
 	char value[ADMIN_VAL_MAX]; /* SET: the value, unquoted */
 } AdminCommand;
 
-/* Parse one console query with the grammar of compat.md §3.1:
+/* Parse one console query with the grammar of docs/compatibility.md:
  *   ^WS* WORD (WS+ WORD)? WS* (; WS*)?$
  *   ^WS* SET WS+ WORD WS* (=|TO) WS* (WORD | 'string') WS* (; WS*)?$
  * WORD is [0-9A-Za-z_]+ or a "quoted" identifier ("" inside is a quote); a 'string' uses ''.

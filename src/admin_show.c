@@ -1,4 +1,4 @@
-/* admin_show.c: the admin console's result sets: every SHOW of compat.md §3.3 with PgBouncer's
+/* admin_show.c: the admin console's result sets: every SHOW of docs/compatibility.md with PgBouncer's
  * exact column names, order and wire types, the RowDescription/DataRow builders, and the
  * stats-period snapshots behind the avg_ columns. */
 #include <arpa/inet.h>
@@ -1110,7 +1110,7 @@ static int show_help(Client *c)
 
 /* ---------------------------------------------------------------- SHOW STATS and friends */
 
-/* Counters in SHOW STATS order (compat.md §3.3). */
+/* Counters in SHOW STATS order (docs/compatibility.md). */
 #define STAT_VALUES(st)                                                                                      \
 	(st).server_assignment_count, (st).xact_count, (st).query_count, (st).client_bytes,                  \
 	    (st).server_bytes, (st).xact_time, (st).query_time, (st).wait_time, (st).client_parse_count,     \

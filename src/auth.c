@@ -19,7 +19,7 @@
 #include "worker.h"
 
 /* A failed login: the log says why, the client only learns that it failed, so user names
- * cannot be probed (compat.md §4). */
+ * cannot be probed (docs/compatibility.md). */
 static void auth_fail(Client *c, const char *client_msg, const char *log_reason)
 {
 	App *app = c->w->app;

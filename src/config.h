@@ -206,7 +206,7 @@ typedef enum {
 	SETTING_MODE, /* octal file mode */
 } SettingType;
 
-/* How a setting is supported today: compat.md says what happens when an unsupported one is
+/* How a setting is supported today: docs/compatibility.md says what happens when an unsupported one is
  * set to a non-default value. */
 typedef enum {
 	SUPPORT_YES = 0,

@@ -74,7 +74,7 @@ def tidepool(pg, daemon_bin):
             try:
                 d.start()
             except RuntimeError:
-                # compat.md: a known setting the daemon does not support yet is refused at load
+                # docs/compatibility.md: a known setting the daemon does not support yet is refused at load
                 # time. Tests of such a setting opt in to being skipped (with the daemon's words).
                 lines = [ln for ln in d.log().splitlines() if "not supported yet" in ln]
                 if skip_unsupported and lines and not d.alive():

@@ -1,7 +1,7 @@
-"""Admin console (compat.md §3): `psql -d pgbouncer`, PgBouncer 1.25's exact result sets, access
+"""Admin console (docs/compatibility.md): `psql -d pgbouncer`, PgBouncer 1.25's exact result sets, access
 rules, control commands and their blocking replies, SHOW <setting>, and stats that are true.
 
-The column fixture fixtures/admin_columns.json (written from compat.md §3.3) is the single
+The column fixture fixtures/admin_columns.json (written from docs/compatibility.md) is the single
 source for names, order and wire types.
 """
 
@@ -271,7 +271,7 @@ def seed_ini_for(d):
 @pytest.mark.tidepool_only(reason="SHOW <setting> is our extension; 1.18 also rejects the seed's inline comments")
 def test_seed_config_psql_show_pool_mode_and_max_client_conn(tidepool):
     """The user's commands, with psql, on the seed config: user pgbouncer over the Unix socket
-    from the daemon's own uid (no password, compat.md §3.1)."""
+    from the daemon's own uid (no password, docs/compatibility.md)."""
     d = tidepool(start=False)
     d.rewrite_ini(raw_ini=seed_ini_for(d))
     d.start()

@@ -1,5 +1,5 @@
 """A bad pgbouncer.ini stops the start: exit status 1 within seconds, and stderr names the
-file, the line and the key (compat.md: `unknown parameter: pgbouncer/foo_bar`, then
+file, the line and the key (docs/compatibility.md: `unknown parameter: pgbouncer/foo_bar`, then
 `cannot load config file`)."""
 
 import re

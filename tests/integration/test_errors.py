@@ -1,4 +1,4 @@
-"""Client-visible errors: exact text, severity and SQLSTATE (compat.md §4).
+"""Client-visible errors: exact text, severity and SQLSTATE (docs/compatibility.md).
 
 Login errors are checked twice: with psycopg2 (what Django uses; the FATAL text is in the
 OperationalError message) and with a raw startup packet (exact severity and SQLSTATE).

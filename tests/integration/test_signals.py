@@ -1,4 +1,4 @@
-"""Command line and signals (compat.md §3.5): SIGINT safe shutdown, SIGTERM waits for
+"""Command line and signals (docs/compatibility.md): SIGINT safe shutdown, SIGTERM waits for
 clients (PgBouncer >= 1.23), SIGHUP reload, -d with pidfile, refusing root without -u."""
 
 import os

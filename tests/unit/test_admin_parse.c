@@ -1,4 +1,4 @@
-/* test_admin_parse.c: the admin console's command parser (compat.md §3.1 grammar), including
+/* test_admin_parse.c: the admin console's command parser (docs/compatibility.md grammar), including
  * bad inputs and random bytes. */
 #include "admin.h"
 #include "unit.h"
