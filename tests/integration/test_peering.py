@@ -1,0 +1,224 @@
+"""Peering: three processes share one TCP port (so_reuseport), each with its own peer_id and a
+[peers] section naming the others by Unix socket. A cancel request reaching any of them finds
+the process that issued the key, whose id is inside it."""
+
+import os
+import struct
+import threading
+import time
+
+import psycopg
+import pytest
+
+import harness
+from harness import APP_PASSWORD, APP_USER, RawConn, WireError
+
+pytestmark = pytest.mark.tidepool_only(reason="run against tidepool's own binary")
+
+IDS = (1, 2, 3)
+ADMIN = {"admin_users": "postgres"}
+USERS = {APP_USER: APP_PASSWORD, "postgres": "adminpw"}
+
+
+def peers_section(daemons, skip=None):
+    lines = ["[peers]"]
+    for pid, d in daemons.items():
+        if pid != skip:
+            lines.append(f"{pid} = host={d.dir} port={d.port}")
+    return "\n".join(lines) + "\n"
+
+
+def write_ini(d, own, daemons, with_own=False):
+    settings = d.default_settings()
+    settings.update({"so_reuseport": "1", "peer_id": str(own), **ADMIN})
+    text = harness.format_ini(d.default_databases(), settings)
+    d.rewrite_ini(raw_ini=text + peers_section(daemons, None if with_own else own),
+                  userlist=USERS)
+
+
+def socket_path(d):
+    return os.path.join(d.dir, f".s.PGSQL.{d.port}")
+
+
+@pytest.fixture
+def group(tidepool):
+    port = harness.free_port()
+    daemons = {i: tidepool(start=False, port=port) for i in IDS}
+    for i, d in daemons.items():
+        write_ini(d, i, daemons)
+    for d in daemons.values():
+        d.spawn()
+        # the shared port answers as soon as the first one listens: wait for each one's socket
+        harness.wait_until(lambda: os.path.exists(socket_path(d)) or not d.alive(), 15,
+                           what="Unix socket")
+        assert d.alive(), d.log()[-3000:]
+    return daemons
+
+
+def login(d):
+    c = RawConn(d.dir, d.port)
+    c.startup(APP_USER, "appdb", APP_PASSWORD)
+    return c
+
+
+def send_cancel(d, pid, key):
+    """A CancelRequest over d's own Unix socket; returns once d closed it."""
+    c = RawConn(d.dir, d.port)
+    c.sock.sendall(struct.pack("!IIII", 16, 80877102, pid, key))
+    assert c.sock.recv(1) == b""
+    c.sock.close()
+
+
+def run_sleep(conn, seconds):
+    """Run pg_sleep in a thread; the result is 'done', the SQLSTATE of its error, or an exception."""
+    out = {}
+
+    def body():
+        try:
+            conn.query(f"SELECT pg_sleep({seconds})")
+            out["r"] = "done"
+        except WireError as e:
+            out["r"] = e.sqlstate
+        except Exception as e:  # noqa: BLE001 - reported by the assertion
+            out["r"] = repr(e)
+
+    t = threading.Thread(target=body)
+    t.start()
+    time.sleep(0.4)  # the query is running on the server now
+    return t, out
+
+
+def test_key_names_its_peer(group):
+    """The key PgBouncer's peers read: pid positive, peer_id in bytes 1-2, three hops left."""
+    for i, d in group.items():
+        c = login(d)
+        pid, key = c.backend_key
+        b = struct.pack("!II", pid, key)
+        assert b[0] & 0x80 == 0, b.hex()
+        assert b[1] | (b[2] << 8) == i, b.hex()
+        assert b[7] & 3 == 3, b.hex()
+        c.close()
+
+
+def test_cancel_reaches_the_issuing_peer(group):
+    """Each process's client is cancelled through each other process."""
+    for i, owner in group.items():
+        for j, via in group.items():
+            if i == j:
+                continue
+            c = login(owner)
+            t, out = run_sleep(c, 10)
+            t0 = time.monotonic()
+            send_cancel(via, *c.backend_key)
+            t.join(5)
+            assert out.get("r") == "57014", (i, j, out, via.log()[-2000:])
+            assert time.monotonic() - t0 < 3
+            assert c.query("SELECT 1")[0] == [["1"]]
+            c.close()
+
+
+def test_cancel_through_the_shared_port(group):
+    """As an application sees it: connection and cancel both go to whichever process the
+    kernel picks."""
+    d = group[1]
+    for _ in range(6):
+        with psycopg.connect(d.dsn(), autocommit=True) as conn:
+            timer = threading.Timer(0.4, conn.cancel)
+            timer.start()
+            t0 = time.monotonic()
+            with pytest.raises(psycopg.errors.QueryCanceled, match="due to user request"):
+                conn.execute("SELECT pg_sleep(10)")
+            assert time.monotonic() - t0 < 4
+            timer.join(5)
+
+
+def test_hops_are_counted(group):
+    """Each forward takes one off the key's TTL; one that has none left is dropped."""
+    owner, via = group[1], group[2]
+    c = login(owner)
+    pid, key = c.backend_key
+    t, out = run_sleep(c, 1.5)
+    send_cancel(via, pid, key & ~3)  # no hops left: group[2] must not forward it
+    t.join(5)
+    assert out.get("r") == "done", out
+    via.wait_log(r"cancel request for peer 1 not forwarded: its TTL is exhausted")
+    t, out = run_sleep(c, 10)
+    send_cancel(via, pid, (key & ~3) | 1)  # one hop left: arrives with none, still ours
+    t.join(5)
+    assert out.get("r") == "57014", out
+    c.close()
+
+
+def test_unknown_peer_is_dropped(group):
+    c = login(group[1])
+    pid, key = c.backend_key
+    other = (pid & 0xff0000ff) | (9 << 16)  # names peer 9, which nobody configured
+    t, out = run_sleep(c, 1.5)
+    send_cancel(group[2], other, key)
+    t.join(5)
+    assert out.get("r") == "done", out
+    group[2].wait_log(r"cancel request for peer 9 not forwarded: no such peer in \[peers\]")
+    c.close()
+
+
+def console_reload(d):
+    conn = RawConn(d.dir, d.port)
+    conn.startup("postgres", "pgbouncer", "adminpw")
+    assert conn.query("RELOAD")[1] == ["RELOAD"]
+    conn.close()
+
+
+def test_reload_takes_a_changed_peers_section(group):
+    """Our own id in [peers] is accepted and never forwarded to; a peer dropped from [peers]
+    gets nothing forwarded any more; SHOW PEERS follows."""
+    for i, d in group.items():
+        write_ini(d, i, group, with_own=True)
+        console_reload(d)
+    rows = show_unix(group[1], "PEERS")
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        (i, d.dir, d.port, 20) for i, d in group.items()]
+    for i, d in group.items():  # our own entry: handled here, not sent to ourselves
+        c = login(d)
+        t, out = run_sleep(c, 10)
+        send_cancel(d, *c.backend_key)
+        t.join(5)
+        assert out.get("r") == "57014", (i, out)
+        c.close()
+    # group[2] forgets peer 1
+    write_ini(group[2], 2, {i: d for i, d in group.items() if i != 1})
+    console_reload(group[2])
+    rows = show_unix(group[2], "PEERS")
+    assert [r[0] for r in rows] == [3]
+    c = login(group[1])
+    t, out = run_sleep(c, 1.5)
+    send_cancel(group[2], *c.backend_key)
+    t.join(5)
+    assert out.get("r") == "done", out
+    c.close()
+
+
+def show_unix(d, what):
+    conn = RawConn(d.dir, d.port)
+    conn.startup("postgres", "pgbouncer", "adminpw")
+    rows = conn.query(f"SHOW {what}")[0]
+    conn.close()
+    return [tuple(int(v) if v is not None and v.isdigit() else v for v in r) for r in rows]
+
+
+def test_show_peer_pools_lists_configured_peers(group):
+    rows = show_unix(group[1], "PEER_POOLS")
+    assert rows == [(2, 0, 0, 0, 0), (3, 0, 0, 0, 0)]
+
+
+def test_bad_peers_line_stops_the_start(tidepool):
+    d = tidepool(start=False)
+    text = d.ini_text + "[peers]\n1 = host=/tmp\nx = host=/tmp\n"
+    d.rewrite_ini(raw_ini=text)
+    line = text.count("\n")
+    rc, _, log = d.run_expect_exit(timeout=10)
+    assert rc == 1, log
+    assert f'{d.ini_path}:{line}: invalid peer id "x": expected 1 to 16383' in log, log
+    d.rewrite_ini(raw_ini=d.ini_text.replace("x = host=/tmp", "2 = host=/tmp sslmode=require"))
+    rc, _, log = d.run_expect_exit(timeout=10)
+    assert rc == 1, log
+    assert f"{d.ini_path}:{line}: unrecognized peer parameter: sslmode" in log, log
