@@ -3,6 +3,8 @@
 the process that issued the key, whose id is inside it."""
 
 import os
+import shutil
+import socket
 import struct
 import threading
 import time
@@ -222,3 +224,76 @@ def test_bad_peers_line_stops_the_start(tidepool):
     rc, _, log = d.run_expect_exit(timeout=10)
     assert rc == 1, log
     assert f"{d.ini_path}:{line}: unrecognized peer parameter: sslmode" in log, log
+
+
+class FakePeer:
+    """A Unix socket that takes connections like a peer would, records what each sent, and
+    closes one only when told to."""
+
+    def __init__(self):
+        self.dir = harness.make_tempdir("tp-fakepeer-")
+        self.port = 7777
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        path = os.path.join(self.dir, f".s.PGSQL.{self.port}")
+        self.sock.bind(path)
+        os.chmod(path, 0o777)
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.conns = []  # [socket, bytes received]
+
+    def poll(self):
+        try:
+            while True:
+                c, _ = self.sock.accept()
+                c.setblocking(False)
+                self.conns.append([c, b""])
+        except OSError:
+            pass
+        for rec in self.conns:
+            try:
+                rec[1] += rec[0].recv(64)
+            except OSError:
+                pass
+        return self.conns
+
+    def close(self):
+        for c, _ in self.conns:
+            c.close()
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def peer_pools(d):
+    return show_unix(d, "PEER_POOLS")
+
+
+def test_forwards_are_bounded_by_pool_size_and_cancel_wait_timeout(tidepool):
+    """pool_size forwards at a time go out, the others wait; each one sends the 16 bytes with one
+    hop fewer, and one the peer does not close in cancel_wait_timeout is given up."""
+    fake = FakePeer()
+    try:
+        d = tidepool(start=False)
+        settings = d.default_settings()
+        settings.update({"peer_id": "1", "cancel_wait_timeout": "3", **ADMIN})
+        d.rewrite_ini(raw_ini=harness.format_ini(d.default_databases(), settings)
+                      + f"[peers]\n2 = host={fake.dir} port={fake.port} pool_size=1\n", userlist=USERS)
+        d.start()
+        pid = 0x12020005  # names peer 2 (bytes 1-2: 02 00)
+        send_cancel(d, pid, 0xabcdef03)
+        send_cancel(d, pid, 0xabcdef02)
+        harness.wait_until(lambda: len(fake.poll()) == 1 and len(fake.conns[0][1]) == 16, 5,
+                           what="first forward")
+        assert fake.conns[0][1] == struct.pack("!IIII", 16, 80877102, pid, 0xabcdef02)
+        assert peer_pools(d) == [(2, 1, 1, 1, 0)]
+        time.sleep(0.5)
+        assert len(fake.poll()) == 1  # the second waits for the slot
+        fake.conns[0][0].close()  # the peer is done with the first one
+        harness.wait_until(lambda: len(fake.poll()) == 2 and len(fake.conns[1][1]) == 16, 5,
+                           what="second forward")
+        assert fake.conns[1][1] == struct.pack("!IIII", 16, 80877102, pid, 0xabcdef01)
+        assert peer_pools(d) == [(2, 1, 0, 1, 0)]
+        # the fake never closes the second one: cancel_wait_timeout (3 s from its arrival) ends it
+        d.wait_log(r"peer 2: cancel request not forwarded within cancel_wait_timeout", timeout=6)
+        assert peer_pools(d) == [(2, 0, 0, 0, 0)]
+    finally:
+        fake.close()
