@@ -230,13 +230,18 @@ class FakePeer:
     """A Unix socket that takes connections like a peer would, records what each sent, and
     closes one only when told to."""
 
-    def __init__(self):
+    def __init__(self, tcp=False):
         self.dir = harness.make_tempdir("tp-fakepeer-")
-        self.port = 7777
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        path = os.path.join(self.dir, f".s.PGSQL.{self.port}")
-        self.sock.bind(path)
-        os.chmod(path, 0o777)
+        if tcp:  # host = a name or an address
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = self.sock.getsockname()[1]
+        else:  # host = a Unix socket directory
+            self.port = 7777
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            path = os.path.join(self.dir, f".s.PGSQL.{self.port}")
+            self.sock.bind(path)
+            os.chmod(path, 0o777)
         self.sock.listen(16)
         self.sock.settimeout(0.2)
         self.conns = []  # [socket, bytes received]
@@ -295,5 +300,25 @@ def test_forwards_are_bounded_by_pool_size_and_cancel_wait_timeout(tidepool):
         # the fake never closes the second one: cancel_wait_timeout (3 s from its arrival) ends it
         d.wait_log(r"peer 2: cancel request not forwarded within cancel_wait_timeout", timeout=6)
         assert peer_pools(d) == [(2, 0, 0, 0, 0)]
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_forward_to_a_peer_by_address_or_name(tidepool, host):
+    fake = FakePeer(tcp=True)
+    try:
+        d = tidepool(start=False)
+        settings = d.default_settings()
+        settings.update({"peer_id": "7", **ADMIN})
+        d.rewrite_ini(raw_ini=harness.format_ini(d.default_databases(), settings)
+                      + f"[peers]\n300 = host={host} port={fake.port}\n", userlist=USERS)
+        d.start()
+        pid = 0x002c0141  # names peer 300 (bytes 1-2: 2c 01)
+        send_cancel(d, pid, 0x01020303)
+        harness.wait_until(lambda: len(fake.poll()) == 1 and len(fake.conns[0][1]) == 16, 5,
+                           what="forward")
+        assert fake.conns[0][1] == struct.pack("!IIII", 16, 80877102, pid, 0x01020302)
+        assert show_unix(d, "PEERS") == [(300, host, fake.port, 20)]
     finally:
         fake.close()
