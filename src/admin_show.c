@@ -1050,7 +1050,7 @@ static int show_peers(Client *c)
 	return admin_send_result(c, &pb, "SHOW");
 }
 
-/* Per configured peer, the cancel requests being forwarded to it (connecting or sent) and
+/* Per configured peer that requests are being forwarded to now, those connecting or sent and
  * those waiting for a pool_size slot, over all workers. */
 static int show_peer_pools(Client *c)
 {
@@ -1069,7 +1069,8 @@ static int show_peer_pools(Client *c)
 			active += a;
 			waiting += wt;
 		}
-		admin_data_row(&pb, "iiiii", cf->peers[i].peer_id, active, waiting, active, 0);
+		if (active || waiting)
+			admin_data_row(&pb, "iiiii", cf->peers[i].peer_id, active, waiting, active, 0);
 	}
 	return admin_send_result(c, &pb, "SHOW");
 }

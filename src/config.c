@@ -1058,6 +1058,11 @@ static int peer_line(Loader *ld, const char *name, const char *val, const char *
 		free(pd.host);
 		return prefix_err(ld->err, ld->errlen, file, line);
 	}
+	if (!pd.host || !*pd.host) {
+		free(pd.host);
+		return seterr(ld->err, ld->errlen, "%s:%d: host was not provided for peer %d", file, line,
+		              pd.peer_id);
+	}
 	for (i = 0; i < ld->cf->n_peers && ld->cf->peers[i].peer_id != pd.peer_id; i++)
 		;
 	if (i < ld->cf->n_peers) {

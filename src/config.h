@@ -78,11 +78,10 @@ typedef struct UserDef {
 } UserDef;
 
 /* One [peers] entry: another process sharing our port (so_reuseport), which cancel requests
- * carrying its peer_id are forwarded to. host NULL: Unix socket in unix_socket_dir; port -1:
- * our listen_port; pool_size -1: default_pool_size. */
+ * carrying its peer_id are forwarded to. port -1: 6432; pool_size -1: default_pool_size. */
 typedef struct PeerDef {
 	int peer_id; /* 1..16383 */
-	char *host;
+	char *host;  /* never NULL: an address, a name or a Unix socket directory */
 	int port;
 	int pool_size;
 } PeerDef;

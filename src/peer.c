@@ -62,14 +62,12 @@ bool peer_key_match(uint32_t given, uint32_t requested)
 
 const char *peer_host_of(const Config *cf, const PeerDef *pd)
 {
-	if (pd->host && *pd->host)
-		return pd->host;
-	return cf->unix_socket_dir && *cf->unix_socket_dir ? cf->unix_socket_dir : "/tmp";
+	return pd->host ? pd->host : "";
 }
 
 int peer_port_of(const Config *cf, const PeerDef *pd)
 {
-	return pd->port > 0 ? pd->port : cf->listen_port;
+	return pd->port > 0 ? pd->port : 6432; /* PgBouncer's default, not our listen_port */
 }
 
 int peer_pool_size_of(const Config *cf, const PeerDef *pd)

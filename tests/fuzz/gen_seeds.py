@@ -500,7 +500,7 @@ def seeds_config():
     out(h, "unsupported", "[pgbouncer]\nauth_type = hba\nclient_tls_sslmode = require\nso_reuseport = 1\n")
     out(h, "peers", "[pgbouncer]\npeer_id = 2\nso_reuseport = 1\nlisten_port = 7000\n[peers]\n"
                     "1 = host=/tmp/p1 port=7000 pool_size=4\n2 = host=/tmp/p2\n3 = host=peer3 ; note\n"
-                    "1 = host=10.0.0.1\n16383 =\n")
+                    "1 = host=10.0.0.1\n16383 = host=/tmp\n")
     out(h, "peers_bad", "[peers]\n0 = host=/tmp\n")
     out(h, "outside_section", "listen_port = 1\n")
     out(h, "usec_forms", "[pgbouncer]\nserver_lifetime = 1e3\nserver_idle_timeout = 0.000001\n"

@@ -207,9 +207,17 @@ def show_unix(d, what):
     return [tuple(int(v) if v is not None and v.isdigit() else v for v in r) for r in rows]
 
 
-def test_show_peer_pools_lists_configured_peers(group):
-    rows = show_unix(group[1], "PEER_POOLS")
-    assert rows == [(2, 0, 0, 0, 0), (3, 0, 0, 0, 0)]
+def test_show_peers_and_their_defaults(tidepool):
+    """As PgBouncer shows them: port 6432 and default_pool_size unless given; SHOW PEER_POOLS
+    has no row for a peer nothing is being forwarded to."""
+    d = tidepool(start=False)
+    settings = d.default_settings()
+    settings.update({"peer_id": "1", "default_pool_size": "7", **ADMIN})
+    d.rewrite_ini(raw_ini=harness.format_ini(d.default_databases(), settings)
+                  + "[peers]\n2 = host=/tmp/p2\n3 = host=10.1.1.1 port=7000 pool_size=3\n", userlist=USERS)
+    d.start()
+    assert show_unix(d, "PEERS") == [(2, "/tmp/p2", 6432, 7), (3, "10.1.1.1", 7000, 3)]
+    assert show_unix(d, "PEER_POOLS") == []
 
 
 def test_bad_peers_line_stops_the_start(tidepool):
@@ -224,6 +232,10 @@ def test_bad_peers_line_stops_the_start(tidepool):
     rc, _, log = d.run_expect_exit(timeout=10)
     assert rc == 1, log
     assert f"{d.ini_path}:{line}: unrecognized peer parameter: sslmode" in log, log
+    d.rewrite_ini(raw_ini=d.ini_text.replace("2 = host=/tmp sslmode=require", "2 = port=6000"))
+    rc, _, log = d.run_expect_exit(timeout=10)
+    assert rc == 1, log
+    assert f"{d.ini_path}:{line}: host was not provided for peer 2" in log, log
 
 
 class FakePeer:
@@ -299,7 +311,7 @@ def test_forwards_are_bounded_by_pool_size_and_cancel_wait_timeout(tidepool):
         assert peer_pools(d) == [(2, 1, 0, 1, 0)]
         # the fake never closes the second one: cancel_wait_timeout (3 s from its arrival) ends it
         d.wait_log(r"peer 2: cancel request not forwarded within cancel_wait_timeout", timeout=6)
-        assert peer_pools(d) == [(2, 0, 0, 0, 0)]
+        assert peer_pools(d) == []
     finally:
         fake.close()
 

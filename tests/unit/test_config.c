@@ -493,7 +493,7 @@ static void test_peers(void)
 	Config *cf = load("[pgbouncer]\npeer_id = 2\nlisten_port = 7000\n[peers]\n"
 	                  "1 = host=/tmp/p1 port=7001 pool_size=4 ; first\n"
 	                  "3 = host=peer3.example\n"
-	                  "16383 =\n"
+	                  "16383 = host=/tmp\n"
 	                  "1 = host=10.0.0.1\n");
 	const PeerDef *pd;
 	CHECK(cf != NULL);
@@ -508,7 +508,7 @@ static void test_peers(void)
 	pd = config_find_peer(cf, 3);
 	CHECK(pd && pd->host && strcmp(pd->host, "peer3.example") == 0);
 	pd = config_find_peer(cf, 16383);
-	CHECK(pd && pd->host == NULL && pd->port == -1);
+	CHECK(pd && pd->host && strcmp(pd->host, "/tmp") == 0 && pd->port == -1);
 	CHECK(config_find_peer(cf, 2) == NULL);
 	config_free(cf);
 
@@ -526,10 +526,12 @@ static void test_peers(void)
 	expect_error(
 	    "[peers]\n1 = port=0\n",
 	    "t.ini:2: invalid value \"0\" for peer parameter port (expected a port from 1 to 65535)");
-	expect_error("[peers]\n1 = pool_size=-1\n",
+	expect_error("[peers]\n1 = host=/tmp pool_size=-1\n",
 	             "t.ini:2: invalid value \"-1\" for peer parameter pool_size (expected an integer >= 0)");
 	expect_error("[peers]\n1 = host='/tmp\n",
 	             "t.ini:2: unterminated quoted value for host in peer settings");
+	expect_error("[peers]\n4 =\n", "t.ini:2: host was not provided for peer 4");
+	expect_error("[peers]\n4 = port=7000 host=''\n", "t.ini:2: host was not provided for peer 4");
 	expect_error("[peers]\njust words\n", "t.ini:2: syntax error: expected \"key = value\"");
 }
 
