@@ -334,3 +334,33 @@ def test_forward_to_a_peer_by_address_or_name(tidepool, host):
         assert show_unix(d, "PEERS") == [(300, host, fake.port, 20)]
     finally:
         fake.close()
+
+
+@pytest.mark.skipif(not harness.IS_ROOT, reason="needs root: -u switches user")
+def test_shares_the_port_with_a_process_started_as_the_user(tidepool):
+    """Root with -u and a process started as that user directly (as PgBouncer with -u is when
+    it listens) can share a port: Linux requires one owner for a so_reuseport group."""
+    import pwd
+
+    port = harness.free_port()
+    a = tidepool({"so_reuseport": "1"}, port=port)
+    b = tidepool({"so_reuseport": "1"}, port=port, start=False)
+    pw = pwd.getpwnam(harness.RUN_AS)
+    plain_preexec = b._preexec
+
+    def as_user():
+        plain_preexec()
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+
+    b._preexec = as_user
+    b.command = lambda: [b.binary, b.ini_path]
+    b.spawn()
+    harness.wait_until(lambda: os.path.exists(socket_path(b)) or not b.alive(), 15, what="Unix socket")
+    assert b.alive(), b.log()[-2000:]
+    assert a.alive()
+    for d in (a, b):  # each one still answers on its own socket
+        c = RawConn(d.dir, d.port)
+        c.startup(APP_USER, "appdb", APP_PASSWORD)
+        assert c.query("SELECT 1")[0] == [["1"]]
+        c.close()
