@@ -16,6 +16,7 @@
 #include "app.h"
 #include "auth.h"
 #include "client.h"
+#include "peer.h"
 #include "server.h"
 
 #define ADMIN_TICK_USEC 50000 /* upkeep of pause states and waiting replies */
@@ -1114,7 +1115,7 @@ bool admin_handle_cancel(Worker *w, uint32_t pid, uint32_t key)
 		return false;
 	LIST_FOREACH (item, &admin_pool(w)->active_clients) {
 		Client *c = LIST_CONTAINER(item, Client, head);
-		if (c->cancel_pid != pid || c->cancel_key != key)
+		if (c->cancel_pid != pid || !peer_key_match(c->cancel_key, key))
 			continue;
 		if (c->admin_wait == WAIT_NONE)
 			log_msg(&app->log, LOG_LEVEL_WARNING, client_log_prefix(c),

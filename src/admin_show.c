@@ -15,6 +15,7 @@
 #include "worker.h"
 #include "app.h"
 #include "client.h"
+#include "peer.h"
 
 /* ---------------------------------------------------------------- replies (for admin.c too) */
 
@@ -1027,7 +1028,7 @@ static int show_state(Client *c)
 	return admin_send_result(c, &pb, "SHOW");
 }
 
-/* Result sets tidepool has no rows for (no peering, no DNS cache, no fd passing). */
+/* Result sets tidepool has no rows for (no DNS cache, no fd passing). */
 static int empty_set(Client *c, const char *types, const char *const *cols)
 {
 	PktBuf pb;
@@ -1036,17 +1037,45 @@ static int empty_set(Client *c, const char *types, const char *const *cols)
 	return admin_send_result(c, &pb, "SHOW");
 }
 
+/* The [peers] section as it runs, defaults filled in. */
 static int show_peers(Client *c)
 {
 	static const char *const cols[] = {"peer_id", "host", "port", "pool_size"};
-	return empty_set(c, "isii", cols);
+	const Config *cf = c->w->app->cf;
+	PktBuf pb;
+	pktbuf_init_dynamic(&pb, 256);
+	admin_row_description(&pb, "isii", cols);
+	for (int i = 0; i < cf->n_peers; i++) {
+		const PeerDef *pd = &cf->peers[i];
+		admin_data_row(&pb, "isii", pd->peer_id, peer_host_of(cf, pd), peer_port_of(cf, pd),
+		               peer_pool_size_of(cf, pd));
+	}
+	return admin_send_result(c, &pb, "SHOW");
 }
 
+/* Per configured peer that requests are being forwarded to now, those connecting or sent and
+ * those waiting for a pool_size slot, over all workers. */
 static int show_peer_pools(Client *c)
 {
 	static const char *const cols[] = {"peer_id", "cl_active_cancel_req", "cl_waiting_cancel_req",
 	                                   "sv_active_cancel", "sv_login"};
-	return empty_set(c, "iiiii", cols);
+	App *app = c->w->app;
+	const Config *cf = app->cf;
+	PktBuf pb;
+	pktbuf_init_dynamic(&pb, 256);
+	admin_row_description(&pb, "iiiii", cols);
+	for (int i = 0; i < cf->n_peers; i++) {
+		int active = 0, waiting = 0;
+		for (int k = 0; k < app->n_workers; k++) {
+			int a, wt;
+			peer_count_forwards(app->workers[k], cf->peers[i].peer_id, &a, &wt);
+			active += a;
+			waiting += wt;
+		}
+		if (active || waiting)
+			admin_data_row(&pb, "iiiii", cf->peers[i].peer_id, active, waiting, active, 0);
+	}
+	return admin_send_result(c, &pb, "SHOW");
 }
 
 static int show_dns_hosts(Client *c)

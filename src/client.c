@@ -14,6 +14,7 @@
 #include "admin.h"
 #include "app.h"
 #include "auth.h"
+#include "peer.h"
 #include "tls.h"
 
 static bool client_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt);
@@ -75,7 +76,9 @@ Client *client_new(Worker *w, int fd, const struct sockaddr *sa, socklen_t salen
 		close(fd);
 		return NULL;
 	}
-	/* the low bits name the worker, so a cancel request arriving at another one finds it */
+	/* peer_id in it (peer.c) lets a process sharing our port forward a request here; the low
+	 * bits name the worker, so a cancel request arriving at another one finds it */
+	peer_key_stamp(&c->cancel_pid, &c->cancel_key, app->cf->peer_id);
 	c->cancel_pid = (c->cancel_pid & ~(uint32_t)(WORKERS_MAX - 1)) | (uint32_t)w->idx;
 	w->client_count++;
 	atomic_fetch_add(&app->client_total, 1);
@@ -184,12 +187,12 @@ Client *client_find_by_cancel(Worker *w, uint32_t pid, uint32_t key)
 		Pool *p = LIST_CONTAINER(pi, Pool, head);
 		LIST_FOREACH (ci, &p->active_clients) {
 			Client *c = LIST_CONTAINER(ci, Client, head);
-			if (c->cancel_pid == pid && c->cancel_key == key)
+			if (c->cancel_pid == pid && peer_key_match(c->cancel_key, key))
 				return c;
 		}
 		LIST_FOREACH (ci, &p->waiting_clients) {
 			Client *c = LIST_CONTAINER(ci, Client, head);
-			if (c->cancel_pid == pid && c->cancel_key == key)
+			if (c->cancel_pid == pid && peer_key_match(c->cancel_key, key))
 				return c;
 		}
 	}
@@ -240,6 +243,10 @@ static void handle_cancel(Client *c, uint32_t pid, uint32_t key)
 {
 	App *app = c->w->app;
 	c->is_cancel = true;
+	if (peer_route_cancel(c->w, client_log_prefix(c), pid, key)) {
+		client_close(c, "cancel request");
+		return;
+	}
 	int owner = (int)(pid & (WORKERS_MAX - 1));
 	if (owner != c->w->idx && owner < app->n_workers) {
 		CancelCall *cc = malloc(sizeof(*cc));

@@ -1,4 +1,4 @@
-/* config.c: the [pgbouncer] settings table and the pgbouncer.ini loader ([databases], [users], %include). */
+/* config.c: the settings table and the pgbouncer.ini loader ([databases], [users], [peers], %include). */
 #include "config.h"
 
 #include <ctype.h>
@@ -92,7 +92,7 @@ const Setting config_settings[] = {
     S(max_user_client_connections, INT, "0", 0, YES, NULL, "most client connections per user (0 = no limit)"),
     S(max_user_connections, INT, "0", 0, YES, NULL, "most server connections per user (0 = no limit)"),
     S(min_pool_size, INT, "0", 0, YES, NULL, "keep at least this many server connections per pool"),
-    S(peer_id, INT, "0", 0, WARN, NULL, "this process's id among peers (0 = peering off)"),
+    S(peer_id, INT, "0", 0, YES, NULL, "this process's id among peers (0 = peering off)"),
     S(pidfile, STR, NULL, NR, YES, NULL, "PID file path"),
     S(pkt_buf, INT, "4096", NR, YES, NULL, "internal packet buffer size"),
     S(pool_mode, ENUM, "session", 0, YES, pool_mode_names, "when a server connection goes back to the pool"),
@@ -128,7 +128,7 @@ const Setting config_settings[] = {
     S(server_tls_protocols, STR, "secure", TLS, YES, NULL, "TLS versions allowed towards PostgreSQL"),
     S(server_tls_sslmode, STR, "prefer", TLS, YES, sslmode_names, "TLS mode towards PostgreSQL"),
     S(service_name, STR, "pgbouncer", NR, YES, NULL, "service name (Windows)"),
-    S(so_reuseport, BOOL, "0", NR, WARN, NULL, "set SO_REUSEPORT on listening sockets"),
+    S(so_reuseport, BOOL, "0", NR, YES, NULL, "set SO_REUSEPORT on listening sockets"),
     S(stats_period, USEC, "60", 0, YES, NULL, "statistics averaging and logging period"),
     S(stats_users, STR, "", 0, YES, NULL, "users allowed read-only admin console commands"),
     S(suspend_timeout, USEC, "10", 0, WARN, NULL, "buffer flush wait during SUSPEND"),
@@ -228,6 +228,17 @@ static const FieldKey db_keys[] = {
     DK("datestyle", 's', datestyle, YES),
     DK("timezone", 's', timezone, YES),
     DK("application_name", 's', application_name, YES),
+    {NULL, 0, 0, YES},
+};
+
+#define PK(k, kind)                                                                                          \
+	{                                                                                                    \
+#k, kind, offsetof(PeerDef, k), YES                                                          \
+	}
+static const FieldKey peer_keys[] = {
+    PK(host, 's'),
+    PK(port, 'p'),
+    PK(pool_size, 'i'),
     {NULL, 0, 0, YES},
 };
 
@@ -722,7 +733,7 @@ static int next_pair(const char **pp, char **key, char **val, const char *what, 
 	return 1;
 }
 
-/* Set one field of a DatabaseDef or UserDef from its key table; takes val. 0 = unknown key. */
+/* Set one field of a DatabaseDef, UserDef or PeerDef from its key table; takes val. 0 = unknown key. */
 static int set_field(void *base, const FieldKey *keys, const char *key, char *val, const char *what,
                      char *err, size_t errlen)
 {
@@ -844,6 +855,14 @@ const DatabaseDef *config_find_database(const Config *cf, const char *name, int 
 	return fallback ? star : NULL;
 }
 
+const PeerDef *config_find_peer(const Config *cf, int peer_id)
+{
+	for (int i = 0; i < cf->n_peers; i++)
+		if (cf->peers[i].peer_id == peer_id)
+			return &cf->peers[i];
+	return NULL;
+}
+
 const UserDef *config_find_user(const Config *cf, const char *name)
 {
 	for (int i = 0; i < cf->n_users; i++)
@@ -875,6 +894,9 @@ void config_free(Config *cf)
 	for (int i = 0; i < cf->n_users; i++)
 		free(cf->users[i].name);
 	free(cf->users);
+	for (int i = 0; i < cf->n_peers; i++)
+		free(cf->peers[i].host);
+	free(cf->peers);
 	free(cf);
 }
 
@@ -1024,6 +1046,35 @@ static int user_line(Loader *ld, const char *name, const char *val, const char *
 	return 0;
 }
 
+/* "<peer_id> = host=... port=... pool_size=..."; a later line for the same id replaces it. */
+static int peer_line(Loader *ld, const char *name, const char *val, const char *file, int line)
+{
+	PeerDef pd = {0, NULL, -1, -1};
+	int i;
+	if (parse_int(name, 1, 16383, &pd.peer_id) < 0)
+		return seterr(ld->err, ld->errlen, "%s:%d: invalid peer id \"%s\": expected 1 to 16383", file,
+		              line, name);
+	if (parse_pairs(&pd, peer_keys, val, "peer settings", "peer parameter", ld->err, ld->errlen) < 0) {
+		free(pd.host);
+		return prefix_err(ld->err, ld->errlen, file, line);
+	}
+	if (!pd.host || !*pd.host) {
+		free(pd.host);
+		return seterr(ld->err, ld->errlen, "%s:%d: host was not provided for peer %d", file, line,
+		              pd.peer_id);
+	}
+	for (i = 0; i < ld->cf->n_peers && ld->cf->peers[i].peer_id != pd.peer_id; i++)
+		;
+	if (i < ld->cf->n_peers) {
+		free(ld->cf->peers[i].host);
+	} else {
+		ld->cf->peers = xrealloc(ld->cf->peers, (size_t)(i + 1) * sizeof(PeerDef));
+		ld->cf->n_peers++;
+	}
+	ld->cf->peers[i] = pd;
+	return 0;
+}
+
 static int section_line(Loader *ld, char *s, const char *file, int line)
 {
 	static const char *const names[] = {"databases", "users", "pgbouncer", "peers", NULL};
@@ -1036,8 +1087,6 @@ static int section_line(Loader *ld, char *s, const char *file, int line)
 	if ((i = find_name(names, s)) < 0)
 		return seterr(ld->err, ld->errlen, "%s:%d: invalid section \"%s\"", file, line, s);
 	ld->section = SECT_DATABASES + i;
-	if (ld->section == SECT_PEERS)
-		warn(ld, "%s:%d: peering is not supported yet: the [peers] section is ignored", file, line);
 	return 0;
 }
 
@@ -1059,8 +1108,6 @@ static int handle_line(Loader *ld, char *line, const char *file, int lineno)
 	}
 	if (*s == '%')
 		return seterr(ld->err, ld->errlen, "%s:%d: unknown directive: %s", file, lineno, s);
-	if (ld->section == SECT_PEERS)
-		return 0;
 	split_line(s, &key, &val);
 	if (!key || !*key)
 		return seterr(ld->err, ld->errlen, "%s:%d: syntax error: expected \"key = value\"", file,
@@ -1075,6 +1122,8 @@ static int handle_line(Loader *ld, char *line, const char *file, int lineno)
 		return db_line(ld, key, val, file, lineno);
 	case SECT_USERS:
 		return user_line(ld, key, val, file, lineno);
+	case SECT_PEERS:
+		return peer_line(ld, key, val, file, lineno);
 	}
 	if (!(st = config_find_setting(key)))
 		return seterr(ld->err, ld->errlen, "%s:%d: unknown parameter: pgbouncer/%s", file, lineno,

@@ -77,6 +77,15 @@ typedef struct UserDef {
 	usec_t client_idle_timeout;
 } UserDef;
 
+/* One [peers] entry: another process sharing our port (so_reuseport), which cancel requests
+ * carrying its peer_id are forwarded to. port -1: 6432; pool_size -1: default_pool_size. */
+typedef struct PeerDef {
+	int peer_id; /* 1..16383 */
+	char *host;  /* never NULL: an address, a name or a Unix socket directory */
+	int port;
+	int pool_size;
+} PeerDef;
+
 /* The whole parsed configuration. A reload parses into a fresh Config and swaps it in;
  * the old one is freed by its owner once nothing points into it. Every [pgbouncer] key of
  * the settings table has a field of the same name here. */
@@ -195,6 +204,8 @@ typedef struct Config {
 	int n_databases;
 	UserDef *users;
 	int n_users;
+	PeerDef *peers;
+	int n_peers;
 } Config;
 
 typedef enum {
@@ -266,6 +277,7 @@ int config_parse_connstr(DatabaseDef *def, const char *connstr, char *err, size_
 /* Look up a database definition by name; falls back to "*" when fallback is set. */
 const DatabaseDef *config_find_database(const Config *cf, const char *name, int fallback);
 const UserDef *config_find_user(const Config *cf, const char *name);
+const PeerDef *config_find_peer(const Config *cf, int peer_id);
 
 /* "yes", "yes, except (refuses to start): hba, ...", or how an unsupported one is treated. */
 const char *config_describe_support(const Setting *s, char *buf, size_t buflen);

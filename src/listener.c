@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,26 @@ static int add_listener(App *app, int fd, bool is_unix, const char *path, char *
 	return 0;
 }
 
+/* A TCP socket for listening. With so_reuseport, a root process that will switch to another
+ * user creates it as that user: Linux lets only sockets of one owner share a port, and a
+ * PgBouncer (or tidepool) started directly as that user, or with -u (PgBouncer switches before
+ * it listens), is the other process of a rolling restart. Binding stays root's. */
+static int listen_socket(App *app, int family)
+{
+	const char *run_as = app->run_as_user ? app->run_as_user : app->cf->user;
+	struct passwd *pw = NULL;
+	if (app->cf->so_reuseport && geteuid() == 0 && run_as && *run_as)
+		pw = getpwnam(run_as);
+	if (pw && seteuid(pw->pw_uid) < 0)
+		pw = NULL;
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (pw && seteuid(0) < 0) {
+		log_msg(&app->log, LOG_LEVEL_FATAL, NULL, "seteuid(0): %s", strerror(errno));
+		abort();
+	}
+	return fd;
+}
+
 static int open_tcp(App *app, const char *host, int port, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res = NULL;
@@ -49,7 +70,7 @@ static int open_tcp(App *app, const char *host, int port, char *err, size_t errl
 	}
 	int opened = 0;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int fd = listen_socket(app, ai->ai_family);
 		if (fd < 0)
 			continue;
 		int on = 1;

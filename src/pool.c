@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "peer.h"
 #include "client.h"
 #include "server.h"
 #include "worker.h"
@@ -978,6 +979,7 @@ void pool_free_all(Worker *w)
 	List *item;
 	free_client_list(&w->login_clients);
 	free_server_list(&w->cancel_servers);
+	peer_free_all(w);
 	while ((item = list_first(&w->outgoing_servers)) != NULL) {
 		/* leaving at exit: closed here, its slots given back */
 		Server *s = LIST_CONTAINER(item, Server, head);

@@ -279,6 +279,7 @@ struct Worker {
 	List justfree_clients;
 	List justfree_servers;
 	List cancel_servers;   /* servers carrying a CancelRequest */
+	List peer_forwards;    /* CancelRequests on their way to another process (peer.c) */
 	List outgoing_servers; /* SV_OUTGOING: handed to another worker, sent at the next reap */
 	int client_count;      /* for max_client_conn */
 	uint32_t next_id;

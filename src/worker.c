@@ -386,6 +386,7 @@ void worker_init(App *app, Worker *w, int idx)
 	list_init(&w->justfree_clients);
 	list_init(&w->justfree_servers);
 	list_init(&w->cancel_servers);
+	list_init(&w->peer_forwards);
 	list_init(&w->outgoing_servers);
 	list_init(&w->inbox);
 	list_init(&w->auth_pools);

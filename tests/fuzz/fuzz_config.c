@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "fuzz_common.h"
+#include "peer.h"
 #include "tls.h"
 
 #define FUZZ_INC_DIR "/tmp/tidepool-fuzz-inc"
@@ -124,6 +125,15 @@ static void exercise(Config *cf)
 	for (int i = 0; i < cf->n_users; i++) {
 		FUZZ_CHECK(cf->users[i].name != NULL);
 		FUZZ_CHECK(config_find_user(cf, cf->users[i].name) != NULL);
+	}
+	for (int i = 0; i < cf->n_peers; i++) {
+		const PeerDef *pd = &cf->peers[i];
+		FUZZ_CHECK(pd->peer_id >= 1 && pd->peer_id <= 16383);
+		FUZZ_CHECK(config_find_peer(cf, pd->peer_id) == pd); /* a later line replaced an earlier one */
+		/* what SHOW PEERS and a forward read (peer.c) */
+		FUZZ_CHECK(peer_host_of(cf, pd) != NULL);
+		FUZZ_CHECK(peer_port_of(cf, pd) >= 1 && peer_port_of(cf, pd) <= 65535);
+		FUZZ_CHECK(peer_pool_size_of(cf, pd) >= 0);
 	}
 	(void)config_pool_mode_name(cf->pool_mode);
 	(void)config_auth_type_name(cf->auth_type);

@@ -1,13 +1,17 @@
-/* fuzz_connstr: one connection string (the right side of a [databases] line) or one [users]
- * line, through the real ini loader so that every field it fills is freed by config_free().
+/* fuzz_connstr: one connection string (the right side of a [databases] line), one [users] line
+ * or one [peers] line, through the real ini loader so that every field it fills is freed by
+ * config_free().
  *
- * Input: a mode byte (bit 0: [users] instead of [databases]; bits 1-2: the entry name), then
- * the value; newlines become spaces so the input stays one line. The parsed definition is then
- * looked up and its strings read in full. */
+ * Input: a mode byte (bit 0: [users] instead of [databases]; bit 3: [peers] instead of both;
+ * bits 1-2: the entry name), then the value; newlines become spaces so the input stays one
+ * line. The parsed definition is then looked up and its strings read in full. */
+#include <stdbool.h>
+
 #include "config.h"
 #include "fuzz_common.h"
 
 static const char *const names[] = {"appdb", "*", "\"quoted db\"", "pgbouncer"};
+static const char *const peer_names[] = {"1", "16383", "0", "16384"}; /* the last two are refused */
 
 static void touch(const char *s)
 {
@@ -24,8 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (char *p = val; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
-	const char *section = (mode & 1) ? "users" : "databases";
-	const char *name = names[(mode >> 1) & 3];
+	bool peers = (mode & 8) != 0;
+	const char *section = peers ? "peers" : (mode & 1) ? "users" : "databases";
+	const char *name = (peers ? peer_names : names)[(mode >> 1) & 3];
 	size_t tlen = strlen(val) + 64;
 	char *text = malloc(tlen);
 	snprintf(text, tlen, "[%s]\n%s = %s\n", section, name, val);
@@ -53,6 +58,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		for (int i = 0; i < cf->n_users; i++)
 			FUZZ_CHECK(config_find_user(cf, cf->users[i].name) != NULL);
+		FUZZ_CHECK(!peers || cf->n_peers == 1);
+		for (int i = 0; i < cf->n_peers; i++) {
+			const PeerDef *pd = &cf->peers[i];
+			touch(pd->host);
+			FUZZ_CHECK(pd->peer_id >= 1 && pd->peer_id <= 16383);
+			FUZZ_CHECK(config_find_peer(cf, pd->peer_id) == pd);
+			FUZZ_CHECK(pd->port == -1 || (pd->port >= 1 && pd->port <= 65535));
+			FUZZ_CHECK(pd->pool_size >= -1);
+		}
 		config_free(cf);
 	} else {
 		FUZZ_CHECK(err[0] != 0);

@@ -498,6 +498,10 @@ def seeds_config():
     out(h, "errors", "[pgbouncer]\nnosuch = 1\n")
     out(h, "bad_values", "[pgbouncer]\nmax_client_conn = -1\nquery_timeout = nan\npool_mode = nope\n")
     out(h, "unsupported", "[pgbouncer]\nauth_type = hba\nclient_tls_sslmode = require\nso_reuseport = 1\n")
+    out(h, "peers", "[pgbouncer]\npeer_id = 2\nso_reuseport = 1\nlisten_port = 7000\n[peers]\n"
+                    "1 = host=/tmp/p1 port=7000 pool_size=4\n2 = host=/tmp/p2\n3 = host=peer3 ; note\n"
+                    "1 = host=10.0.0.1\n16383 = host=/tmp\n")
+    out(h, "peers_bad", "[peers]\n0 = host=/tmp\n")
     out(h, "outside_section", "listen_port = 1\n")
     out(h, "usec_forms", "[pgbouncer]\nserver_lifetime = 1e3\nserver_idle_timeout = 0.000001\n"
                          "query_wait_timeout = 123456789\nstats_period = 1.5\n")
@@ -523,6 +527,10 @@ def seeds_connstr():
                             "query_timeout=1 idle_transaction_timeout=2 transaction_timeout=3 client_idle_timeout=4",
                             "reserve_pool_size=1 max_user_client_connections=5", "nosuch=1"]):
         out(h, "user_%02d" % i, bytes([1]) + us.encode())
+    for i, ps in enumerate(["host=/tmp/p1 port=6432 pool_size=2", "host=peer.example", "",
+                            "host=10.0.0.1 port=0", "pool_size=-1", "dbname=x", "host='unterminated"]):
+        out(h, "peer_%02d" % i, bytes([8 | (2 if i == 1 else 0)]) + ps.encode())
+    out(h, "peer_bad_id", bytes([8 | 4]) + b"host=/tmp")
 
 
 def scram_secret(password, salt, iters):
@@ -639,7 +647,7 @@ def dicts():
                  "/tmp/tidepool-fuzz-inc/dbs.ini", "/tmp/tidepool-fuzz-inc/nested.ini", "host=", "port=",
                  "dbname=", "user=", "password=", "pool_size=", "pool_mode=", "connect_query=", "session",
                  "transaction", "statement", "md5", "scram-sha-256", "trust", "plain", "any", "hba", "0777",
-                 "1e9", "0.5", "yes", "off"] + names
+                 "1e9", "0.5", "yes", "off", "16383", "16384"] + names
     write("fuzz_config", ini_words)
     write("fuzz_connstr", ["host=", "port=", "dbname=", "user=", "password=", "auth_user=", "auth_query=",
                            "auth_dbname=", "pool_size=", "min_pool_size=", "reserve_pool_size=", "connect_query=",
@@ -647,7 +655,7 @@ def dicts():
                            "max_db_client_connections=", "server_lifetime=", "client_encoding=", "datestyle=",
                            "timezone=", "application_name=", "max_user_connections=",
                            "max_user_client_connections=", "query_timeout=", "idle_transaction_timeout=",
-                           "transaction_timeout=", "client_idle_timeout=", "'", "''", ",", "session"])
+                           "transaction_timeout=", "client_idle_timeout=", "'", "''", ",", "session", "16383"])
     write("fuzz_admin", ["SHOW", "SET", "PAUSE", "RESUME", "KILL", "KILL_CLIENT", "SUSPEND", "DISABLE", "ENABLE",
                          "RECONNECT", "WAIT_CLOSE", "RELOAD", "SHUTDOWN", "TO", "=", ";", "\"", "'", "''", "\"\""])
     write("fuzz_console", ["SHOW ", "SET ", "PAUSE", "RESUME", "KILL ", "KILL_CLIENT ", "SUSPEND", "DISABLE ",

@@ -573,10 +573,16 @@ class RawConn:
     """Minimal frontend for checking exact protocol-level behaviour (startup params, errors)."""
 
     def __init__(self, host, port, timeout=15):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        if host.startswith("/"):  # a Unix socket directory, as libpq takes it
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(f"{host}/.s.PGSQL.{port}")
+        else:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
         self.notices = []
         self.params = {}
+        self.backend_key = None  # (pid, key) of BackendKeyData, as the pooler sent them
 
     def close(self):
         try:
@@ -618,6 +624,8 @@ class RawConn:
             elif typ == b"S":
                 k, v = body.rstrip(b"\0").split(b"\0", 1) if b"\0" in body.rstrip(b"\0") else (body, b"")
                 self.params[k.decode()] = v.decode()
+            elif typ == b"K":
+                self.backend_key = struct.unpack("!II", body[:8])
             elif typ == b"Z":
                 return self
             elif typ == b"R":
@@ -641,7 +649,7 @@ class RawConn:
                     scram.verify(body[4:])
                 else:
                     raise RuntimeError(f"unsupported auth request {code}")
-            # K (BackendKeyData) and anything else: ignore
+            # anything else: ignore
 
     def query(self, sql):
         """Simple query; returns (rows, tags); raises WireError on ErrorResponse (after ReadyForQuery)."""

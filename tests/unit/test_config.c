@@ -355,7 +355,7 @@ static void test_accepted(void)
 	          "10\nmax_client_conn = 20\n"
 	          "admin_users = alice, bob # the admins\nserver_reset_query = DISCARD ALL;\n"
 	          "server_check_query = select ';#' ; check\nlogfile =\nunix_socket_mode = 0700\n"
-	          "[peers]\n1 = host=/tmp\nanything goes here\n[pgbouncer]\nverbose = 2\n");
+	          "[peers]\n1 = host=/tmp\n[pgbouncer]\nverbose = 2\n");
 	CHECK(cf != NULL);
 	if (!cf) {
 		fprintf(stderr, "accepted: %s\n", err);
@@ -371,10 +371,9 @@ static void test_accepted(void)
 	CHECK(cf->unix_socket_mode == 0700);
 	CHECK(cf->verbose == 2);
 	CHECK(cf->syslog == 1);
-	CHECK(warns.n == 3);
-	CHECK_STR(warns.text, "t.ini:17: peering is not supported yet: the [peers] section is ignored\n"
-	                      "t.ini: setting peer_id = 3 is not supported yet and is ignored\n"
-	                      "t.ini: setting syslog = 1 is not supported yet and is ignored\n");
+	CHECK(cf->peer_id == 3 && cf->n_peers == 1);
+	CHECK(warns.n == 1);
+	CHECK_STR(warns.text, "t.ini: setting syslog = 1 is not supported yet and is ignored\n");
 	config_free(cf);
 }
 
@@ -485,6 +484,55 @@ static void test_users(void)
 	CHECK(u && u->pool_size == 5 && u->pool_mode == POOL_MODE_STATEMENT && u->query_timeout == 1500000 &&
 	      u->max_user_connections == 7);
 	config_free(cf);
+}
+
+/* [peers]: "<peer_id> = host=... port=... pool_size=..."; a later line for an id replaces it;
+ * a bad id or key is an error naming file:line; a [peers] section survives %include and reload. */
+static void test_peers(void)
+{
+	Config *cf = load("[pgbouncer]\npeer_id = 2\nlisten_port = 7000\n[peers]\n"
+	                  "1 = host=/tmp/p1 port=7001 pool_size=4 ; first\n"
+	                  "3 = host=peer3.example\n"
+	                  "16383 = host=/tmp\n"
+	                  "1 = host=10.0.0.1\n");
+	const PeerDef *pd;
+	CHECK(cf != NULL);
+	if (!cf) {
+		fprintf(stderr, "peers: %s\n", err);
+		return;
+	}
+	CHECK(cf->peer_id == 2 && cf->n_peers == 3);
+	CHECK(warns.n == 0);
+	pd = config_find_peer(cf, 1);
+	CHECK(pd && pd->host && strcmp(pd->host, "10.0.0.1") == 0 && pd->port == -1 && pd->pool_size == -1);
+	pd = config_find_peer(cf, 3);
+	CHECK(pd && pd->host && strcmp(pd->host, "peer3.example") == 0);
+	pd = config_find_peer(cf, 16383);
+	CHECK(pd && pd->host && strcmp(pd->host, "/tmp") == 0 && pd->port == -1);
+	CHECK(config_find_peer(cf, 2) == NULL);
+	config_free(cf);
+
+	cf = load("[peers]\n5 = host=/run/pg port=6000 pool_size=2\n");
+	pd = cf ? config_find_peer(cf, 5) : NULL;
+	CHECK(pd && strcmp(pd->host, "/run/pg") == 0 && pd->port == 6000 && pd->pool_size == 2);
+	config_free(cf);
+
+	expect_error("[peers]\n0 = host=/tmp\n", "t.ini:2: invalid peer id \"0\": expected 1 to 16383");
+	expect_error("[peers]\n\n16384 = host=/tmp\n",
+	             "t.ini:3: invalid peer id \"16384\": expected 1 to 16383");
+	expect_error("[peers]\nfirst = host=/tmp\n",
+	             "t.ini:2: invalid peer id \"first\": expected 1 to 16383");
+	expect_error("[peers]\n1 = host=/tmp dbname=x\n", "t.ini:2: unrecognized peer parameter: dbname");
+	expect_error(
+	    "[peers]\n1 = port=0\n",
+	    "t.ini:2: invalid value \"0\" for peer parameter port (expected a port from 1 to 65535)");
+	expect_error("[peers]\n1 = host=/tmp pool_size=-1\n",
+	             "t.ini:2: invalid value \"-1\" for peer parameter pool_size (expected an integer >= 0)");
+	expect_error("[peers]\n1 = host='/tmp\n",
+	             "t.ini:2: unterminated quoted value for host in peer settings");
+	expect_error("[peers]\n4 =\n", "t.ini:2: host was not provided for peer 4");
+	expect_error("[peers]\n4 = port=7000 host=''\n", "t.ini:2: host was not provided for peer 4");
+	expect_error("[peers]\njust words\n", "t.ini:2: syntax error: expected \"key = value\"");
 }
 
 /* A chain of files, each including the next: 10 levels of %include load, 11 do not. */
@@ -659,6 +707,7 @@ int main(void)
 	test_accepted();
 	test_connstr();
 	test_users();
+	test_peers();
 	test_include();
 	test_set_and_format();
 	UNIT_DONE();
