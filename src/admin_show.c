@@ -16,6 +16,7 @@
 #include "app.h"
 #include "client.h"
 #include "peer.h"
+#include "replication.h"
 
 /* ---------------------------------------------------------------- replies (for admin.c too) */
 
@@ -588,7 +589,7 @@ static const char *const socket_cols[] = {
 /* What one row needs, from a client or a server. */
 typedef struct SockInfo {
 	bool server;
-	const char *user, *db, *state, *addr, *appname, *tls;
+	const char *user, *db, *state, *addr, *appname, *tls, *replication;
 	int port, remote_pid, close_needed, prepared;
 	uint32_t id;
 	usec_t connect_time, request_time, wait;
@@ -609,17 +610,17 @@ static void socket_row(PktBuf *pb, const SockInfo *si, bool debug)
 		link[0] = 0;
 	int wait_s = (int)(si->wait / USEC_PER_SEC), wait_us = (int)(si->wait % USEC_PER_SEC);
 	if (!debug) {
-		admin_data_row(pb, SOCKET_TYPES, si->server ? "S" : "C", si->user, si->db, "none", si->state,
-		               si->addr, si->port, si->local_addr, si->local_port, si->connect_time,
-		               si->request_time, wait_s, wait_us, si->close_needed, ptr, link, si->remote_pid,
-		               si->tls, si->appname, si->prepared, (int)si->id);
+		admin_data_row(pb, SOCKET_TYPES, si->server ? "S" : "C", si->user, si->db, si->replication,
+		               si->state, si->addr, si->port, si->local_addr, si->local_port,
+		               si->connect_time, si->request_time, wait_s, wait_us, si->close_needed, ptr,
+		               link, si->remote_pid, si->tls, si->appname, si->prepared, (int)si->id);
 		return;
 	}
-	admin_data_row(pb, SOCKET_TYPES_DEBUG, si->server ? "S" : "C", si->user, si->db, "none", si->state,
-	               si->addr, si->port, si->local_addr, si->local_port, si->connect_time, si->request_time,
-	               wait_s, wait_us, si->close_needed, ptr, link, si->remote_pid, si->tls, si->appname,
-	               si->prepared, (int)si->id, (int)sb->recv_pos, (int)sb->pkt_pos, (int)sb->pkt_remain,
-	               (int)sb->send_pos, 0, (int)(sb->recv_pos - sb->pkt_pos),
+	admin_data_row(pb, SOCKET_TYPES_DEBUG, si->server ? "S" : "C", si->user, si->db, si->replication,
+	               si->state, si->addr, si->port, si->local_addr, si->local_port, si->connect_time,
+	               si->request_time, wait_s, wait_us, si->close_needed, ptr, link, si->remote_pid,
+	               si->tls, si->appname, si->prepared, (int)si->id, (int)sb->recv_pos, (int)sb->pkt_pos,
+	               (int)sb->pkt_remain, (int)sb->send_pos, 0, (int)(sb->recv_pos - sb->pkt_pos),
 	               (int)(sb->pkt_pos - sb->send_pos + (sb->out.len - sb->out.off)));
 }
 
@@ -635,6 +636,7 @@ static void client_info(Client *c, const char *state, SockInfo *si)
 	memset(si, 0, sizeof(*si));
 	si->user = c->username[0] ? c->username : "(nouser)";
 	si->db = c->pool ? c->pool->db->name : "(nodb)";
+	si->replication = repl_type_name(c->replication);
 	si->state = state;
 	si->addr = c->addr;
 	si->port = c->port;
@@ -678,6 +680,7 @@ static void server_info(Server *s, const char *state, SockInfo *si)
 	si->server = true;
 	si->user = s->pool ? s->pool->user->name : "(nouser)";
 	si->db = s->pool ? s->pool->db->name : "(nodb)";
+	si->replication = repl_type_name(s->replication);
 	si->state = state;
 	si->addr = s->addr;
 	si->port = s->port;

@@ -402,7 +402,8 @@ static int hba_method(Client *c)
 {
 	App *app = c->w->app;
 	int line = 0;
-	HbaRequest req = {c->is_unix, tls_active(&c->sb), c->is_unix ? "" : c->addr, c->dbname, c->username};
+	HbaRequest req = {c->is_unix, tls_active(&c->sb), c->is_unix ? "" : c->addr,
+	                  c->dbname,  c->username,        c->replication == REPLICATION_PHYSICAL};
 	const HbaRule *rule = hba_match_rule(current_hba, &req);
 	HbaMethod m = rule ? rule->method : HBA_REJECT;
 	line = rule ? rule->line : 0;

@@ -15,6 +15,7 @@
 #include "app.h"
 #include "auth.h"
 #include "peer.h"
+#include "replication.h"
 #include "tls.h"
 
 static bool client_proto(SBuf *sb, SBufEvent ev, PktHdr *pkt);
@@ -155,8 +156,11 @@ static void close_unlogged(Client *c)
 		c->link = NULL;
 		s->link = NULL;
 		int mode = pool_mode_of(s->pool, app->cf);
-		if (mode == POOL_MODE_SESSION && s->ready && s->ready_status == 'I' && s->expect_rfq == 0 &&
-		    sbuf_is_empty(&s->sb) && sbuf_is_empty(&c->sb) && !s->close_needed)
+		if (c->replication)
+			server_close(s, "replication client was closed"); /* never reused */
+		else if (mode == POOL_MODE_SESSION && s->ready && s->ready_status == 'I' &&
+		         s->expect_rfq == 0 && sbuf_is_empty(&s->sb) && sbuf_is_empty(&c->sb) &&
+		         !s->close_needed)
 			pool_release_server(s);
 		else
 			server_close(s, "client disconnect while server was not ready");
@@ -348,10 +352,16 @@ static bool handle_startup_params(Client *c, PktReader *r)
 				client_error_close(c, "08P01", "out of memory");
 				return false;
 			}
-		} else if (strcmp(key, "replication") == 0 &&
-		           (strcmp(val, "false") == 0 || strcmp(val, "0") == 0 || strcmp(val, "off") == 0 ||
-		            strcmp(val, "no") == 0)) {
-			/* a plain connection */
+		} else if (strcmp(key, "replication") == 0) {
+			/* as PgBouncer: a value that is neither a boolean nor "database" means none */
+			if (!repl_parse_value(val, &c->replication))
+				c->replication = REPLICATION_NONE;
+		} else if (strcmp(key, "options") == 0 && !c->repl_options) {
+			/* passed on if this is a replication connection (decided below), else refused */
+			if (!(c->repl_options = strdup(val))) {
+				client_error_close(c, "08P01", "out of memory");
+				return false;
+			}
 		} else if (name_in_list(app->cf->ignore_startup_parameters, key)) {
 			log_msg(&app->log, LOG_LEVEL_DEBUG, client_log_prefix(c),
 			        "ignoring startup parameter: %s=%s", key, val);
@@ -364,6 +374,14 @@ static bool handle_startup_params(Client *c, PktReader *r)
 	if (r->err) {
 		client_error_close(c, "08P01", "bad startup packet");
 		return false;
+	}
+	if (c->repl_options && !c->replication) {
+		free(c->repl_options);
+		c->repl_options = NULL;
+		if (!name_in_list(app->cf->ignore_startup_parameters, "options")) {
+			client_error_close(c, "08P01", "unsupported startup parameter: options");
+			return false;
+		}
 	}
 	if (!c->username[0]) {
 		client_error_close(c, "08P01", "no username supplied");
@@ -466,8 +484,8 @@ static bool handle_startup(Client *c, PktHdr *pkt)
 	}
 	if (app->cf->log_connections)
 		log_msg(&app->log, LOG_LEVEL_LOG, client_log_prefix(c),
-		        "login attempt: db=%s user=%s tls=%s replication=no", c->dbname, c->username,
-		        c->tls && c->tls[0] ? c->tls : "no");
+		        "login attempt: db=%s user=%s tls=%s replication=%s", c->dbname, c->username,
+		        c->tls && c->tls[0] ? c->tls : "no", repl_log_name(c->replication));
 	if (admin_is_console_db(c->dbname))
 		return admin_startup(c); /* the console: allowed during shutdown, own access rules */
 	if (app->shutdown != SHUTDOWN_NONE) {
@@ -550,7 +568,7 @@ void client_welcome_ready(Pool *p)
 		again = false;
 		LIST_FOREACH (item, &p->waiting_clients) {
 			Client *c = LIST_CONTAINER(item, Client, head);
-			if (c->state != CL_WAITING_LOGIN)
+			if (c->state != CL_WAITING_LOGIN || c->replication)
 				continue;
 			if (send_welcome(c))
 				sbuf_continue(&c->sb);
@@ -616,6 +634,8 @@ bool client_login_done(Client *c)
 		client_error_close(c, "08P01", "out of memory");
 		return false;
 	}
+	if (c->replication)
+		return repl_client_login(c);
 	/* Another worker's server may have logged in first. Taking its welcome here also lets
 	 * this worker's clients already waiting for one go on: they must not wait for a message
 	 * that will find the welcome already taken. */
@@ -672,6 +692,11 @@ static bool handle_client_packet(Client *c, PktHdr *pkt)
 	}
 	if (c->state == CL_WAITING_LOGIN)
 		return false;
+	if (c->replication && c->link) {
+		c->request_time = now_usec();
+		c->db->stats.client_bytes += pkt->len;
+		return repl_forward_packet(&c->sb, &c->link->sb, pkt);
+	}
 	Server *s = c->link;
 	if (!s) {
 		if (c->state == CL_WAITING)

@@ -547,9 +547,11 @@ const HbaRule *hba_match_rule(const Hba *hba, const HbaRequest *req)
 		}
 		if (r->type != HBA_LOCAL && !addr_match(r, req->addr))
 			continue;
-		/* tidepool has no replication connections: "replication" alone never matches */
-		if (!(names_match(&r->db, req->database) ||
-		      (r->db.sameuser && strcmp(req->database, req->user) == 0)))
+		/* as in PostgreSQL: a physical replication connection matches the "replication"
+		 * keyword and nothing else; for any other, the keyword matches nothing */
+		if (req->replication ? !r->db.replication
+		                     : !(names_match(&r->db, req->database) ||
+		                         (r->db.sameuser && strcmp(req->database, req->user) == 0)))
 			continue;
 		if (!names_match(&r->user, req->user))
 			continue;

@@ -23,7 +23,7 @@ typedef enum { HBA_LOCAL, HBA_HOST, HBA_HOSTSSL, HBA_HOSTNOSSL } HbaConnType;
 typedef struct HbaNames {
 	bool all;
 	bool sameuser;    /* database column: the database named like the user */
-	bool replication; /* database column: replication connections (tidepool has none) */
+	bool replication; /* database column: physical replication connections (only they) */
 	int n;
 	char **names;
 } HbaNames;
@@ -68,6 +68,7 @@ typedef struct HbaRequest {
 	const char *addr;
 	const char *database;
 	const char *user;
+	bool replication; /* a physical replication connection: only the "replication" keyword matches */
 } HbaRequest;
 
 /* The method of the first rule that matches (HBA_REJECT when none); *line gets the rule's

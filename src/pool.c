@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "peer.h"
 #include "client.h"
+#include "replication.h"
 #include "server.h"
 #include "worker.h"
 
@@ -94,8 +95,14 @@ void client_set_state(Client *c, ClientState st)
 {
 	Worker *w = c->w;
 	list_del(&c->head);
-	if (c->pool && client_is_waiting(c->state) != client_is_waiting(st))
-		c->pool->waiting_count += client_is_waiting(st) ? 1 : -1;
+	if (c->pool && client_is_waiting(c->state) != client_is_waiting(st)) {
+		/* replication clients wait for a server of their own (replication.c) */
+		int delta = client_is_waiting(st) ? 1 : -1;
+		if (c->replication)
+			c->pool->repl_waiting += delta;
+		else
+			c->pool->waiting_count += delta;
+	}
 	/* other workers look at the lanes to decide where a free server should go */
 	bool lane_changed = c->pool && (c->state == CL_WAITING) != (st == CL_WAITING) && c->pool->sh;
 	switch (st) {
@@ -576,6 +583,8 @@ void pool_launch_if_needed(Pool *p)
 	/* Paused (PAUSE, KILL, SUSPEND, SIGUSR1): no new servers, or each would be closed at once. */
 	if (app->shutdown != SHUTDOWN_NONE || p->db->removed || app->paused || p->db->paused)
 		return;
+	if (p->repl_waiting > 0)
+		repl_launch_waiting(p);
 	if (pool_login_failing(p, now))
 		return;
 	int waiting = p->waiting_count;
@@ -931,6 +940,7 @@ void pool_reap(Worker *w)
 		}
 		free(c->tls);
 		free(c->password);
+		free(c->repl_options);
 		free(c);
 	}
 	while ((item = list_first(&w->justfree_servers)) != NULL) {

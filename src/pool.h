@@ -30,6 +30,10 @@ typedef struct Client Client;
 typedef struct Server Server;
 typedef struct Shared Shared;
 
+/* A replication connection (the startup parameter "replication"): none, physical
+ * (true/on/yes/1) or logical (database). Such a client gets a server of its own (replication.c). */
+typedef enum { REPLICATION_NONE = 0, REPLICATION_PHYSICAL, REPLICATION_LOGICAL } ReplicationType;
+
 /* Parameters that are tracked per connection and re-applied when a client gets a server whose
  * values differ. Names are fixed at start: the five built-ins plus track_extra_parameters. */
 #define VAR_MAX 16
@@ -122,6 +126,8 @@ struct Pool {
 	int server_count;                    /* servers on any of the five server lists (this worker's) */
 	Shared *sh;                          /* the pool key across workers: server slots, lanes, welcome */
 	bool is_auth_pool;                   /* auth_query's private pool: its servers never change hands */
+	int repl_waiting;                    /* replication clients on waiting_clients (replication.c) */
+	bool repl_launching;                 /* repl_launch_waiting() is running: no re-entry */
 };
 
 typedef enum {
@@ -191,7 +197,9 @@ struct Client {
 	 * The others are what its pool's welcome told it: read them with client_var(). */
 	VarCache *vars;
 	char *startup_options_ignored;
-	ClientPsMap ps_map; /* its named prepared statements */
+	ReplicationType replication; /* its own server, never shared (replication.c) */
+	char *repl_options;          /* the startup "options" of a replication client, passed on */
+	ClientPsMap ps_map;          /* its named prepared statements */
 	/* Admin console (admin.c): access level (ADMIN_*), a command whose reply waits
 	 * (PAUSE, SUSPEND, WAIT_CLOSE) and for which database (NULL: all). */
 	int admin;
@@ -248,8 +256,9 @@ struct Server {
 	char tls[96];   /* "TLSv1.3/cipher..." once on TLS (SHOW SERVERS tls), else "" */
 	VarCache vars;
 	uint32_t cancel_target_pid, cancel_target_key;
-	bool needs_deallocate; /* came from another worker with prepared statements we don't track */
-	int handoff_to;        /* SV_OUTGOING: the worker it goes to */
+	bool needs_deallocate;       /* came from another worker with prepared statements we don't track */
+	int handoff_to;              /* SV_OUTGOING: the worker it goes to */
+	ReplicationType replication; /* dedicated to the replication client it was launched for */
 	char log_prefix[160];
 };
 
@@ -368,6 +377,8 @@ void app_init_shared(App *app);
 /* Server side (server.c). */
 /* Launch a server for the pool; its slots must be taken (pool_take_slots). */
 void server_launch(Pool *p);
+/* The same for a replication client: the server is its own from the start (replication.c). */
+void server_launch_linked(Pool *p, Client *repl_client);
 void server_close(Server *s, const char *reason);
 void server_send_query(Server *s, const char *sql);
 void server_launch_cancel(Server *target, Client *requester);

@@ -15,6 +15,7 @@
 #include "authquery.h"
 #include "client.h"
 #include "dns.h"
+#include "replication.h"
 #include "tls.h"
 #include "userlist.h"
 
@@ -92,6 +93,8 @@ static void send_startup(Server *s)
 		pktbuf_put_string(&pb, "application_name");
 		pktbuf_put_string(&pb, db->startup_application_name);
 	}
+	if (s->replication)
+		repl_put_startup_params(s, &pb);
 	pktbuf_put_byte(&pb, 0);
 	pktbuf_finish(&pb);
 	sbuf_send_gen(&s->sb, pb.buf, pb.pos);
@@ -126,6 +129,11 @@ static bool pool_has_usable_server(const Pool *p)
 static void login_failed(Server *s, const char *why, const char *sqlstate, bool forward)
 {
 	Pool *p = s->pool;
+	if (s->replication) {
+		/* its own client is told; the pool's other clients are not concerned */
+		server_close(s, forward ? "login failed" : why);
+		return;
+	}
 	snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", why);
 	p->last_login_fail = now_usec();
 	p->last_login_sqlstate_is_starting = sqlstate && strcmp(sqlstate, "57P03") == 0;
@@ -136,7 +144,7 @@ static void login_failed(Server *s, const char *why, const char *sqlstate, bool 
 		List *item, *tmp;
 		LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
 			Client *c = LIST_CONTAINER(item, Client, head);
-			if (c->state != CL_WAITING_LOGIN && !(all && c->state == CL_WAITING))
+			if (c->replication || (c->state != CL_WAITING_LOGIN && !(all && c->state == CL_WAITING)))
 				continue;
 			client_error_close(c, sqlstate ? sqlstate : "08P01", why);
 		}
@@ -246,13 +254,26 @@ static void server_connect(Server *s)
 
 void server_launch(Pool *p)
 {
+	server_launch_linked(p, NULL);
+}
+
+void server_launch_linked(Pool *p, Client *repl_client)
+{
 	Worker *w = p->w;
 	Server *s = server_alloc(w, p);
 	if (!s) {
 		pool_put_slots(p);
+		if (repl_client)
+			client_error_close(repl_client, "08P01", "out of memory");
 		return;
 	}
 	s->ready_status = 'I';
+	if (repl_client) {
+		/* paired for life: a failure from here on closes the client too (server_close) */
+		s->replication = repl_client->replication;
+		s->link = repl_client;
+		repl_client->link = s;
+	}
 	server_set_state(s, SV_LOGIN);
 	p->db->server_count++;
 	p->user->server_count++;
@@ -428,6 +449,10 @@ static void server_login_ok(Server *s)
 	p->last_login_error[0] = 0;
 	if (p->sh)
 		atomic_store(&p->sh->login_ok_at, (long long)now_usec());
+	if (s->replication) {
+		repl_server_login_ok(s);
+		return;
+	}
 	if (!p->welcome.ready) {
 		/* The first server's parameters become what new clients are told. */
 		for (int i = 0; i < s->welcome_tmp_n && p->welcome.n < 64; i++) {
@@ -733,6 +758,10 @@ static bool handle_internal_reply(Server *s, PktHdr *pkt)
 static bool handle_linked_packet(Server *s, PktHdr *pkt)
 {
 	Client *c = s->link;
+	if (s->replication) {
+		s->pool->db->stats.server_bytes += pkt->len;
+		return repl_forward_packet(&s->sb, &c->sb, pkt);
+	}
 	if (pkt->type == 'C' && ps_tracking(s))
 		ps_server_command_complete(s, pkt);
 	bool forward = s->ps ? ps_server_reply(s, pkt) : true;

@@ -24,16 +24,17 @@ static char *fake_read(void *arg, const char *path, char *err, size_t errlen)
 }
 
 static const HbaRequest requests[] = {
-	{true, false, "", "appdb", "app"},
-	{true, false, "", "pgbouncer", "pgbouncer"},
-	{false, false, "127.0.0.1", "appdb", "app"},
-	{false, true, "127.0.0.1", "appdb", "md5user"},
-	{false, false, "10.1.2.3", "postgres", "bob"},
-	{false, true, "192.168.100.200", "app", "app"},
-	{false, false, "::1", "appdb", "app"},
-	{false, true, "fe80::1:2:3:4", "replication", "quoted user"},
-	{false, false, "2001:db8::ff", "appdb", "md5user"},
-	{false, false, "not-an-address", "appdb", "app"},
+	{true, false, "", "appdb", "app", false},
+	{true, false, "", "pgbouncer", "pgbouncer", false},
+	{false, false, "127.0.0.1", "appdb", "app", false},
+	{false, true, "127.0.0.1", "appdb", "md5user", false},
+	{false, false, "10.1.2.3", "postgres", "bob", false},
+	{false, true, "192.168.100.200", "app", "app", false},
+	{false, false, "::1", "appdb", "app", false},
+	{false, true, "fe80::1:2:3:4", "replication", "quoted user", false},
+	{false, false, "127.0.0.1", "appdb", "admin", true},
+	{false, false, "2001:db8::ff", "appdb", "md5user", false},
+	{false, false, "not-an-address", "appdb", "app", false},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -178,7 +178,7 @@ def raise_nofile(limit=4096):
 class PostgresServer:
     """A private PostgreSQL cluster in a temp dir, listening on 127.0.0.1:<free port>."""
 
-    def __init__(self, max_connections=30, port=None, extra_conf=None):
+    def __init__(self, max_connections=30, port=None, extra_conf=None, hba_extra=None):
         self.bindir = pg_bindir()
         self.base = make_tempdir("tp-pg-")
         self.datadir = os.path.join(self.base, "data")
@@ -188,6 +188,8 @@ class PostgresServer:
         self.port = port or free_port()
         self.max_connections = max_connections
         self.extra_conf = extra_conf or {}
+        # pg_hba.conf lines put before the default ones (e.g. "host replication ...")
+        self.hba_extra = list(hba_extra or [])
         self._conn = None
 
     # -- lifecycle
@@ -223,8 +225,10 @@ class PostgresServer:
             for k, v in conf.items():
                 f.write(f"{k} = {v}\n")
         with open(os.path.join(self.datadir, "pg_hba.conf"), "w") as f:
+            f.write("# TYPE  DATABASE USER     ADDRESS        METHOD\n")
+            for line in self.hba_extra:
+                f.write(line + "\n")
             f.write(
-                "# TYPE  DATABASE USER     ADDRESS        METHOD\n"
                 "local   all      postgres                trust\n"
                 f"host    all      {MD5_USER}  127.0.0.1/32   md5\n"
                 "host    all      all      127.0.0.1/32   scram-sha-256\n"

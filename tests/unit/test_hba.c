@@ -26,7 +26,7 @@ static Hba *parse(const char *text)
 
 static HbaMethod m(const Hba *h, bool is_unix, bool tls, const char *addr, const char *db, const char *user)
 {
-	HbaRequest r = {is_unix, tls, addr, db, user};
+	HbaRequest r = {is_unix, tls, addr, db, user, false};
 	return hba_match(h, &r, NULL);
 }
 
@@ -78,7 +78,7 @@ static void test_matrix(void)
 	CHECK(m(h, false, false, "192.168.1.7", "hr", "zed") == HBA_MD5); /* @dbs.txt */
 	CHECK(m(h, false, false, "192.168.1.7", "appdb", "zed") == HBA_REJECT);
 	int line = -1;
-	HbaRequest r = {false, false, "127.0.0.1", "appdb", "app"};
+	HbaRequest r = {false, false, "127.0.0.1", "appdb", "app", false};
 	CHECK(hba_match(h, &r, &line) == HBA_SCRAM && line == 7);
 	CHECK(hba_match(NULL, &r, &line) == HBA_REJECT && line == 0);
 	/* garbage addresses never match an address rule */
@@ -274,11 +274,34 @@ static void test_ident(void)
 	CHECK(h && h->n == 2 && strcmp(h->rules[0].map, "test") == 0 && strcmp(h->rules[1].map, "m2") == 0);
 	hba_free(h);
 	CHECK(parse("host all all 0.0.0.0/0 md5 map=test\n") == NULL);
-	HbaRequest r = {false, true, "10.1.1.1", "db", "u"};
+	HbaRequest r = {false, true, "10.1.1.1", "db", "u", false};
 	h = parse("hostssl all all 0.0.0.0/0 cert map=test\n");
 	CHECK(h && hba_match_rule(h, &r) == &h->rules[0]);
 	r.is_tls = false;
 	CHECK(h && hba_match_rule(h, &r) == NULL);
+	hba_free(h);
+}
+
+/* A physical replication connection matches the "replication" keyword only (not "all", not
+ * its database name); for other connections the keyword matches nothing, not even a database
+ * named "replication". */
+static void test_replication_keyword(void)
+{
+	Hba *h = parse("host replication admin 127.0.0.1/32 trust\n"
+	               "host db2,replication admin2 127.0.0.1/32 cert\n"
+	               "host all all 127.0.0.1/32 md5\n");
+	CHECK(h != NULL);
+	HbaRequest phys = {false, false, "127.0.0.1", "appdb", "admin", true};
+	CHECK(hba_match(h, &phys, NULL) == HBA_TRUST);
+	phys.user = "admin2";
+	CHECK(hba_match(h, &phys, NULL) == HBA_CERT);
+	phys.user = "other"; /* "all" does not match a physical replication connection */
+	CHECK(hba_match(h, &phys, NULL) == HBA_REJECT);
+	HbaRequest plain = {false, false, "127.0.0.1", "replication", "admin", false};
+	CHECK(hba_match(h, &plain, NULL) == HBA_MD5);
+	plain.database = "db2";
+	plain.user = "admin2";
+	CHECK(hba_match(h, &plain, NULL) == HBA_CERT);
 	hba_free(h);
 }
 
@@ -287,6 +310,7 @@ int main(void)
 	test_ident();
 	test_spaced_lists();
 	test_matrix();
+	test_replication_keyword();
 	test_includes();
 	test_errors();
 	test_fuzz();
