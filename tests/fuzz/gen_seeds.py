@@ -137,8 +137,9 @@ DBS = {"appdb": 0, "forcedb": 1, "pgbouncer": 2, "nosuchdb": 3, "downdb": 4, "ot
        "tcpdown": 6, "tcpdb": 7}
 
 
-def LOGIN(user="app", db="appdb", tracked=False, bad=False):
-    b = USERS[user] | (DBS[db] << 3) | (0x40 if tracked else 0) | (0x80 if bad else 0)
+def LOGIN(user="app", db="appdb", tracked=False, bad=False, repl=False):
+    # repl: a replication connection (logical when the database index is odd, else physical)
+    b = USERS[user] | (DBS[db] << 3) | (0x40 if tracked else 0) | (0x80 if bad else 0) | (0xc0 if repl else 0)
     return bytes([3, b])
 
 
@@ -227,6 +228,9 @@ def seeds_client():
     h = "fuzz_client"
     out(h, "login_select_terminate", V() + login_app() + QUERY("select") + CLOSEC(True))
     out(h, "trust_login", V("trust") + NEWCLI() + LOGIN() + QUERY("select"))
+    out(h, "replication_physical", V() + login_app(repl=True) + QUERY("select") + CLOSEC(True))
+    out(h, "replication_logical", V("trust") + NEWCLI() + LOGIN("app", "forcedb", repl=True)
+        + QUERY("select") + QUERY("begin") + CLOSEC(False))
     out(h, "plain_login", V("plain") + login_app() + QUERY("select"))
     out(h, "wrong_password", V() + NEWCLI() + LOGIN() + AUTH(False))
     out(h, "unknown_user", V() + NEWCLI() + LOGIN("nosuch") + AUTH(True))

@@ -5,7 +5,8 @@
  *   1 SDATA   u16 len + bytes: raw bytes from the current server (PostgreSQL side)
  *   2 NEWCLI  flags: a new client connection (bit 0: TCP-style address instead of Unix)
  *   3 LOGIN   b: startup packet from the current client (user b&7, database (b>>3)&7,
- *             bit 6: tracked parameters, bit 7: an unsupported and an ignored parameter)
+ *             bit 6: tracked parameters, bit 7: an unsupported and an ignored parameter;
+ *             both: a replication connection, logical if bit 3 else physical, with options)
  *   4 AUTH    b: answer the pending authentication request (cleartext, md5 or a whole
  *             SCRAM exchange; bit 0: right password, else wrong)
  *   5 QUERY   b: a simple query from a table of 16 (BEGIN, COPY, big result, error, ...)
@@ -1608,8 +1609,15 @@ void ns_run_ops(const uint8_t *data, size_t size, NsDefault dflt)
 			static const char *const tracked[] = {"application_name", "fuzz", "client_encoding", "UTF8",
 							      "DateStyle", "ISO", NULL};
 			static const char *const bad[] = {"extra_float_digits", "3", "search_path", "x", NULL};
-			ns_client_login(ns.cur_cli, login_users[b & 7], login_dbs[(b >> 3) & 7],
-					(b & 0x80) ? bad : (b & 0x40) ? tracked : NULL);
+			static const char *const logical[] = {"replication", "database", "options", "-c geqo=off",
+							      "application_name", "fuzz", NULL};
+			static const char *const physical[] = {"replication", "yes", "application_name", "fuzz",
+							       NULL};
+			const char *const *params = (b & 0xc0) == 0xc0 ? ((b & 0x08) ? logical : physical)
+						    : (b & 0x80)       ? bad
+						    : (b & 0x40)       ? tracked
+								       : NULL;
+			ns_client_login(ns.cur_cli, login_users[b & 7], login_dbs[(b >> 3) & 7], params);
 			break;
 		}
 		case 4:
