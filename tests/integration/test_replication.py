@@ -279,6 +279,22 @@ def test_replication_client_evicts_idle_server(repl_pg, pooler):
     wait_no_walsender(repl_pg)
 
 
+def test_replication_client_evicts_idle_server_of_another_pool(repl_pg, pooler):
+    # max_db_connections counts every pool of the database: md5user's idle server makes way
+    d = pooler(databases={"capped": f"host=127.0.0.1 port={repl_pg.port} dbname=appdb "
+                                    "max_db_connections=1"})
+    n = d.connect(dbname="capped", user=MD5_USER, password=MD5_PASSWORD)
+    assert one(n, "SELECT 1") == [(1,)]
+    n.close()
+    c = d.connect(dbname="capped", replication="database")
+    try:
+        assert len(one(c, "IDENTIFY_SYSTEM")[0]) == 4
+    finally:
+        c.close()
+    d.wait_log(r"S-\S+ capped/md5user@\S+ closing because: evicted")
+    wait_no_walsender(repl_pg)
+
+
 def test_unprivileged_login_failure(repl_pg, pooler):
     d = pooler()
     with pytest.raises(psycopg2.OperationalError, match="login failed"):
