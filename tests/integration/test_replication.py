@@ -61,6 +61,9 @@ def pooler(repl_pg, daemon_bin):
         }
         dbs.update(databases or {})
         settings = {"pool_mode": "session", "log_connections": "1", "log_disconnections": "1"}
+        if not harness.binary_is_pgbouncer(daemon_bin):
+            # eviction finds idle servers on the client's own worker only (README, Workers)
+            settings["workers"] = "1"
         settings.update(ini_overrides or {})
         users = {APP_USER: APP_PASSWORD, MD5_USER: MD5_PASSWORD, "postgres": ADMIN_PASSWORD}
         d = harness.Daemon(repl_pg, settings, databases=dbs, userlist=users, binary=daemon_bin, **kw)
@@ -337,4 +340,31 @@ def test_hba_replication_keyword(repl_pg, pooler):
                 d.connect(**extra)
     finally:
         os.unlink(hba.name)
+    wait_no_walsender(repl_pg)
+
+
+@pytest.mark.tidepool_only(reason="workers is tidepool's own setting")
+def test_replication_clients_on_two_workers(repl_pg, pooler):
+    # pool_size 2 shared by both workers: 6 replication clients take turns, none gets a third
+    d = pooler({"workers": "2"},
+               databases={"small": f"host=127.0.0.1 port={repl_pg.port} dbname=appdb pool_size=2"})
+    errs, peak = [], []
+
+    def client():
+        try:
+            c = d.connect(dbname="small", replication="database")
+            assert len(one(c, "IDENTIFY_SYSTEM")[0]) == 4
+            one(c, "SELECT pg_sleep(0.3)")
+            c.close()
+        except Exception as e:  # noqa: BLE001
+            errs.append(repr(e))
+
+    ts = [threading.Thread(target=client) for _ in range(6)]
+    for t in ts:
+        t.start()
+    while any(t.is_alive() for t in ts):
+        peak.append(walsenders(repl_pg))
+        time.sleep(0.05)
+    assert not errs, errs
+    assert max(peak) <= 2, peak
     wait_no_walsender(repl_pg)
