@@ -344,9 +344,6 @@ static bool handle_startup_params(Client *c, PktReader *r)
 			snprintf(c->username, sizeof(c->username), "%s", val);
 		} else if (strcmp(key, "database") == 0) {
 			snprintf(c->dbname, sizeof(c->dbname), "%s", val);
-		} else if (strcmp(key, "options") == 0) {
-			if (!handle_startup_options(c, val))
-				return false;
 		} else if (var_index(c->w, key) >= 0) {
 			if (!client_set_var(c, var_index(c->w, key), val)) {
 				client_error_close(c, "08P01", "out of memory");
@@ -357,7 +354,8 @@ static bool handle_startup_params(Client *c, PktReader *r)
 			if (!repl_parse_value(val, &c->replication))
 				c->replication = REPLICATION_NONE;
 		} else if (strcmp(key, "options") == 0 && !c->repl_options) {
-			/* passed on if this is a replication connection (decided below), else refused */
+			/* a replication connection (decided below) passes it on as it is; any other
+			 * reads it as settings */
 			if (!(c->repl_options = strdup(val))) {
 				client_error_close(c, "08P01", "out of memory");
 				return false;
@@ -376,12 +374,12 @@ static bool handle_startup_params(Client *c, PktReader *r)
 		return false;
 	}
 	if (c->repl_options && !c->replication) {
-		free(c->repl_options);
+		char *opts = c->repl_options;
 		c->repl_options = NULL;
-		if (!name_in_list(app->cf->ignore_startup_parameters, "options")) {
-			client_error_close(c, "08P01", "unsupported startup parameter: options");
+		bool ok = handle_startup_options(c, opts);
+		free(opts);
+		if (!ok)
 			return false;
-		}
 	}
 	if (!c->username[0]) {
 		client_error_close(c, "08P01", "no username supplied");

@@ -144,7 +144,8 @@ static void login_failed(Server *s, const char *why, const char *sqlstate, bool 
 		List *item, *tmp;
 		LIST_FOREACH_SAFE (item, tmp, &p->waiting_clients) {
 			Client *c = LIST_CONTAINER(item, Client, head);
-			if (c->replication || (c->state != CL_WAITING_LOGIN && !(all && c->state == CL_WAITING)))
+			if (c->replication ||
+			    (c->state != CL_WAITING_LOGIN && !(all && c->state == CL_WAITING)))
 				continue;
 			client_error_close(c, sqlstate ? sqlstate : "08P01", why);
 		}
