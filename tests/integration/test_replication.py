@@ -189,9 +189,13 @@ def test_pg_receivewal(repl_pg, pooler):
             [os.path.join(repl_pg.bindir, "pg_receivewal"), "-D", out, "--slot=tp_receivewal", "-w"],
             env=d.env_for(dbname="replication"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
+        # pg_receivewal writes a file once WAL arrives; right after a segment switch (another
+        # test's pg_basebackup) there is none until something is written, so write some
+        repl_pg.sql("CREATE TABLE IF NOT EXISTS tp_walgen (i int)")
         deadline = time.monotonic() + 20
         while not os.listdir(out) and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+            repl_pg.sql("INSERT INTO tp_walgen VALUES (1)")
+            time.sleep(0.1)
         files = os.listdir(out)
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
