@@ -590,6 +590,40 @@ void hba_ident_free(HbaIdent *id)
 	free(id);
 }
 
+/* A quantifier right after another ("e++", "a*{2}") is undefined in POSIX ERE, and the C
+ * library's regcomp() takes time and memory exponential in the run of them: refuse it.
+ * Bracket expressions and escaped characters do not count. */
+static bool regex_repeats_repetition(const char *re)
+{
+	bool after_quantifier = false, in_bracket = false;
+	for (const char *p = re; *p; p++) {
+		if (in_bracket) {
+			if (*p == ']' && p[-1] != '[' && !(p[-1] == '^' && p[-2] == '['))
+				in_bracket = false;
+			continue;
+		}
+		bool quantifier = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+		if (quantifier && after_quantifier)
+			return true;
+		if (*p == '\\' && p[1]) {
+			p++;
+			after_quantifier = false;
+		} else if (*p == '[') {
+			in_bracket = true;
+			after_quantifier = false;
+		} else if (*p == '{') {
+			while (p[1] && p[1] != '}')
+				p++;
+			after_quantifier = true;
+			if (p[1])
+				p++;
+		} else {
+			after_quantifier = quantifier;
+		}
+	}
+	return false;
+}
+
 static int add_ident(Parser *ps, Field *fields, int nf, void *arg)
 {
 	HbaIdent *id = arg;
@@ -601,6 +635,9 @@ static int add_ident(Parser *ps, Field *fields, int nf, void *arg)
 			return fail(ps, "a list or an empty name in an ident line");
 	const Item *sys = &fields[1].items[0], *user = &fields[2].items[0];
 	e.is_regex = !sys->quoted && sys->text[0] == '/';
+	if (e.is_regex && regex_repeats_repetition(sys->text + 1))
+		return fail(ps, "invalid regular expression \"%s\": a repetition of a repetition",
+		            sys->text + 1);
 	if (e.is_regex && regcomp(&e.re, sys->text + 1, REG_EXTENDED) != 0)
 		return fail(ps, "invalid regular expression \"%s\"", sys->text + 1);
 	bool any_user = !user->quoted && strcmp(user->text, "all") == 0;

@@ -3,7 +3,8 @@
  * databases, "nested" a nested @file, anything else fails), then every rule matched against a
  * set of requests: Unix and TCP, IPv4 and IPv6 addresses, TLS or not, several databases and
  * users. Invariants: a match names an existing rule line, the rule it names really matches
- * the request's connection type, and hba_match is deterministic. */
+ * the request's connection type, and hba_match is deterministic. The same input is also read
+ * as an auth_ident_file (pg_ident.conf format) through hba_ident_parse(). */
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -95,6 +96,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		Hba *h2 = hba_parse(text, "/etc/pgbouncer/hba.conf", fake_read, NULL, err, sizeof(err));
 		if (h2)
 			hba_free(h2);
+	}
+	/* The same text as an auth_ident_file: refused with a message, or every lookup answers
+	 * the same twice (regex maps included). */
+	HbaIdent *id = hba_ident_parse(nonul, "/etc/pgbouncer/ident.conf", err, sizeof(err));
+	if (!id) {
+		FUZZ_CHECK(err[0] != 0);
+	} else {
+		static const char *const probes[][3] = {{"test", "client.example.org", "someuser"},
+		                                        {"rx", "alice@example.org", "alice"},
+		                                        {"m", "bouncer", "all"},
+		                                        {"", "", ""}};
+		for (size_t q = 0; q < sizeof(probes) / sizeof(probes[0]); q++) {
+			bool a = hba_ident_match(id, probes[q][0], probes[q][1], probes[q][2]);
+			FUZZ_CHECK(a == hba_ident_match(id, probes[q][0], probes[q][1], probes[q][2]));
+		}
+		hba_ident_free(id);
 	}
 	free(nonul);
 	free(text);

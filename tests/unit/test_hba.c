@@ -269,6 +269,21 @@ static void test_ident(void)
 	CHECK(hba_ident_parse("\nm /(( u\n", "/etc/tp/ident.conf", err, sizeof(err)) == NULL);
 	CHECK(strncmp(err, "/etc/tp/ident.conf:2: invalid regular expression", 48) == 0);
 	CHECK(hba_ident_parse("m a,b u\n", "/etc/tp/ident.conf", err, sizeof(err)) == NULL);
+	/* a repeated repetition would make regcomp() exponential: refused, naming it */
+	CHECK(hba_ident_parse("m /^e+++++++++++++++++++++++++++++++++++++$ u\n", "/etc/tp/ident.conf", err,
+	                      sizeof(err)) == NULL);
+	CHECK(strstr(err, ":1: invalid regular expression") && strstr(err, "a repetition of a repetition"));
+	CHECK(hba_ident_parse("m /a*{2} u\n", "/etc/tp/ident.conf", err, sizeof(err)) == NULL);
+	CHECK(hba_ident_parse("m /a{2}+ u\n", "/etc/tp/ident.conf", err, sizeof(err)) == NULL);
+	{
+		/* escaped and bracketed quantifier characters are literals; single repetitions are fine */
+		HbaIdent *ok = hba_ident_parse("m /^a\\+*[+*?]+(b?)*c{2}$ u\nn /^[]+]+x$ u\n",
+		                               "/etc/tp/ident.conf", err, sizeof(err));
+		CHECK(ok != NULL);
+		CHECK(ok && hba_ident_match(ok, "m", "a++*bbcc", "u"));
+		CHECK(ok && hba_ident_match(ok, "n", "]+]x", "u"));
+		hba_ident_free(ok);
+	}
 	/* map= is kept on cert and peer rules, refused on others */
 	Hba *h = parse("hostssl all all 0.0.0.0/0 cert map=test\nlocal all all peer map=m2\n");
 	CHECK(h && h->n == 2 && strcmp(h->rules[0].map, "test") == 0 && strcmp(h->rules[1].map, "m2") == 0);
